@@ -1,0 +1,1 @@
+"""The coupling store: couplings with their base, sync jobs, errors (SQLAlchemy; SQLite or PostgreSQL)."""

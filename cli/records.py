@@ -1,0 +1,229 @@
+"""The record commands: couple, sync and uncouple."""
+
+from __future__ import annotations
+
+import click
+
+from adapters.runtime import Runtime
+from cli.app import App, BadUsage, Failure, handled, pass_app
+from cli.output import Bar, console, json_option, plan_json, print_json, show_counts, show_plans
+from domain.mapping import TableMapping
+from domain.planner import Request
+from workers.usecases.couple import CouplingRefused, couple, create_and_couple
+from workers.usecases.sync import SyncReport, recommend_for, sync
+from workers.usecases.uncouple import uncouple
+
+
+def _report(report: SyncReport, as_json: bool, *, diffs: bool = False) -> None:
+    if as_json:
+        data: dict[str, object] = {
+            "mapping": report.mapping,
+            "job": report.job_id,
+            "counts": report.counts.as_dict(),
+            "records": [plan_json(p) for p in report.plans],
+        }
+        if report.recommendation is not None:
+            data["recommendation"] = {
+                "source": report.recommendation.source,
+                "reason": report.recommendation.reason,
+            }
+        print_json(data)
+    else:
+        show_plans(report.plans, diffs=diffs)
+        show_counts(report.counts, report.job_id)
+    if report.counts.failed:
+        raise SystemExit(1)
+
+
+def _system(mapping: TableMapping, name: str | None, option: str) -> str:
+    if name is None:
+        return mapping.systems[0]
+    if name not in mapping.systems:
+        raise BadUsage(
+            f"{option}: mapping {mapping.name} pairs {' and '.join(mapping.systems)}, not {name!r}"
+        )
+    return name
+
+
+def _all_keys(rt: Runtime, mapping: TableMapping, system: str) -> list[str]:
+    side = mapping.side(system)
+    connector = rt.connector(system)
+    return [str(r[side.key]) for page in connector.query(side, [side.key], side.filter) for r in page]
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    help="""Couple records of MAPPING (BC: Set Up Coupling / Create New).
+
+    \b
+    Link two existing records, naming one of each system:
+      tandem couple CUSTOMER --erp C00001 --crm 0b7c...e2 [--sync erp|crm|merge]
+    Create the counterparts of records and couple them:
+      tandem couple CUSTOMER --create-from erp C00001 C00002 ...
+
+    A record that is coupled already is refused, unless its old counterpart no longer exists.""",
+)
+@click.argument("mapping_name", metavar="MAPPING")
+@click.option(
+    "--create-from", "create_from", metavar="SYSTEM", help="Create counterparts of these records of SYSTEM."
+)
+@click.option("--sync", "then", metavar="SYSTEM|merge", help="After coupling, sync from SYSTEM (or merge).")
+@click.option(
+    "--dry-run", is_flag=True, help="With --create-from: show what would be created; write nothing."
+)
+@json_option
+@click.pass_context
+@pass_app
+@handled
+def couple_command(
+    app: App,
+    ctx: click.Context,
+    mapping_name: str,
+    create_from: str | None,
+    then: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    rt = app.runtime()
+    mapping = rt.mappings[mapping_name]
+    if create_from is not None:
+        system = _system(mapping, create_from, "--create-from")
+        keys = [a for a in ctx.args if not a.startswith("--")]
+        if not keys or len(keys) != len(ctx.args):
+            raise BadUsage(
+                "--create-from SYSTEM takes the ids of the records to create from, and no other options"
+            )
+        with Bar(f"create {mapping.name}") as bar:
+            report = create_and_couple(rt, mapping.name, system, keys, dry_run=dry_run, progress=bar)
+        _report(report, as_json, diffs=dry_run)
+        return
+    pair = _system_keys(mapping, ctx.args)
+    if then is not None and then != "merge":
+        _system(mapping, then, "--sync")
+    try:
+        report = couple(rt, mapping.name, pair, then)
+    except CouplingRefused as exc:
+        raise Failure(str(exc)) from None
+    _report(report, as_json)
+
+
+def _system_keys(mapping: TableMapping, args: list[str]) -> dict[str, str]:
+    """Parses `--<system> ID` pairs for the mapping's two systems."""
+    keys: dict[str, str] = {}
+    rest = list(args)
+    while rest:
+        option = rest.pop(0)
+        name, _, value = option.partition("=")
+        system = name[2:] if name.startswith("--") else None
+        if system not in mapping.systems:
+            raise BadUsage(f"unexpected {option!r}: give --{' ID --'.join(mapping.systems)} ID")
+        if not value:
+            if not rest:
+                raise BadUsage(f"{name} needs a record id")
+            value = rest.pop(0)
+        keys[system] = value
+    if set(keys) != set(mapping.systems):
+        raise BadUsage(f"name one record of each system: --{' ID --'.join(mapping.systems)} ID")
+    return keys
+
+
+@click.command(
+    "sync",
+    help="""Synchronize Now: sync records of MAPPING by id.
+
+    The ids are of --system (default: the mapping's first system). Without a direction, the records
+    are merged field by field against the last sync; for a single coupled record Tandem recommends a
+    direction as BC does and says why. With --from SYSTEM every mapped field is sent from SYSTEM;
+    records whose target changed since the last sync are skipped unless --force.""",
+)
+@click.argument("mapping_name", metavar="MAPPING")
+@click.argument("ids", nargs=-1)
+@click.option("--system", "system_name", metavar="SYSTEM", help="The system the ids belong to.")
+@click.option("--from", "source", metavar="SYSTEM", help="Send every mapped field from SYSTEM.")
+@click.option("--merge", is_flag=True, help="Merge field by field (the default for many records).")
+@click.option("--all", "everything", is_flag=True, help="Every record of --system that passes its filter.")
+@click.option("--force", is_flag=True, help="Also sync skipped records and records whose target changed.")
+@click.option(
+    "--create",
+    is_flag=True,
+    help="Create counterparts of uncoupled records (as if sync_only_coupled were off).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plan with every field before → after; write nothing."
+)
+@json_option
+@pass_app
+@handled
+def sync_command(
+    app: App,
+    mapping_name: str,
+    ids: tuple[str, ...],
+    system_name: str | None,
+    source: str | None,
+    merge: bool,
+    everything: bool,
+    force: bool,
+    create: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    rt = app.runtime()
+    mapping = rt.mappings[mapping_name]
+    if source is not None and merge:
+        raise BadUsage("choose --from SYSTEM or --merge, not both")
+    if bool(ids) == everything:
+        raise BadUsage("give the ids of the records to sync, or --all")
+    system = _system(mapping, system_name or source, "--system")
+    if source is not None:
+        _system(mapping, source, "--from")
+    keys = _all_keys(rt, mapping, system) if everything else list(ids)
+    recommendation = None
+    if source is None and not merge and len(keys) == 1 and mapping.both_ways:
+        recommendation = recommend_for(rt, mapping.name, system, keys[0])
+        if recommendation is not None:
+            source = recommendation.source
+            if not as_json:
+                way = f"from {source}" if source else "merge"
+                console.print(f"recommended: {way} — {recommendation.reason}")
+    request = Request(source=source, force=force, create=create)
+    with Bar(f"sync {mapping.name}") as bar:
+        report = sync(rt, mapping.name, system, keys, request, dry_run=dry_run, progress=bar)
+    report.recommendation = recommendation
+    if dry_run and not as_json:
+        console.print("dry run: nothing was written")
+    _report(report, as_json, diffs=dry_run)
+
+
+@click.command(
+    "uncouple",
+    help="""Delete Coupling: remove the coupling of records of MAPPING (ids of --system), or --all of them.
+    The records themselves stay as they are.""",
+)
+@click.argument("mapping_name", metavar="MAPPING")
+@click.argument("ids", nargs=-1)
+@click.option("--system", "system_name", metavar="SYSTEM", help="The system the ids belong to.")
+@click.option("--all", "everything", is_flag=True, help="Remove every coupling of the mapping.")
+@json_option
+@pass_app
+@handled
+def uncouple_command(
+    app: App,
+    mapping_name: str,
+    ids: tuple[str, ...],
+    system_name: str | None,
+    everything: bool,
+    as_json: bool,
+) -> None:
+    rt = app.runtime()
+    mapping = rt.mappings[mapping_name]
+    if bool(ids) == everything:
+        raise BadUsage("give the ids of the records to uncouple, or --all")
+    system = _system(mapping, system_name, "--system")
+    with Bar(f"uncouple {mapping.name}") as bar:
+        counts = uncouple(rt, mapping.name, system, list(ids), everything=everything, progress=bar)
+    if as_json:
+        print_json({"mapping": mapping.name, "counts": counts.as_dict()})
+    else:
+        show_counts(counts)
+    if counts.skipped and not everything:
+        console.print(f"{counts.skipped} of the ids were not coupled")

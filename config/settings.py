@@ -1,0 +1,26 @@
+"""Settings from the environment (TANDEM_*): where the store, the bus, the broker and the files are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TANDEM_", extra="ignore")
+
+    home: Path = Field(default=Path(".tandem"), description="folder for the embedded default's files")
+    config: Path | None = Field(default=None, description="the mapping file")
+    database_url: str | None = Field(default=None, description="the coupling store (SQLAlchemy URL)")
+    bus_url: str | None = Field(default=None, description="the change-event bus (kombu URL)")
+    broker_url: str | None = Field(default=None, description="the dramatiq broker (redis:// or amqp://)")
+    batch_size: int = Field(default=500, ge=1, le=10_000, description="records per sync batch")
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'tandem.db'}"
+
+    def config_path(self) -> Path:
+        return self.config or self.home / "demo" / "mappings.yaml"

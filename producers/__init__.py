@@ -1,0 +1,1 @@
+"""Producers: turning changes in the systems into events on the bus."""

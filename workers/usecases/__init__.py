@@ -1,0 +1,1 @@
+"""Use cases: couple, sync, uncouple, fix errors — plain functions over a Runtime."""
