@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy import exc as sa_exc
 
 from adapters.connectors.base import RecordRejected, SystemUnavailable, UnknownTable
 from adapters.runtime import Runtime
@@ -98,6 +99,10 @@ def handled(function: F) -> F:
             raise Unavailable(f"{exc} (nothing was lost; run it again when it is back)") from None
         except (UnknownTable, RecordRejected, StoreError) as exc:
             raise Failure(str(exc)) from None
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            # connectors translate their own errors: a raw driver error here is the store's
+            lines = str(exc.orig or exc).strip().splitlines() or [type(exc).__name__]
+            raise Unavailable(f"the coupling store is unavailable: {lines[0]}") from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -10,22 +10,53 @@ from pathlib import Path
 import click
 
 from adapters.demo.seed import DemoPaths, create
+from adapters.events import change
 from adapters.runtime import Runtime
+from adapters.store.inbox import Inbox
 from cli.app import App, handled, pass_app
 from cli.output import console
-from domain.planner import Request
 from domain.values import Record, Value
+from producers.api import Publisher
+from producers.connect import publisher_for
+from workers.runner import Service
 from workers.usecases import fix
 from workers.usecases.couple import couple, create_and_couple
-from workers.usecases.sync import SyncReport, recommend_for, sync
+from workers.usecases.sync import SyncReport, recommend_for
 from workers.usecases.uncouple import uncouple
 from workers.usecases.verify import verify
 
 
 class Story:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, publisher: Publisher, inbox: Inbox) -> None:
         self.rt = rt
+        self.publisher = publisher
+        self.inbox = inbox
         self.step = 0
+
+    def event(self, system: str, table: str, key: str, *, twice: bool = False) -> None:
+        """Publishes a change event (as the system would) and waits until the worker has applied it."""
+        event = change(system, table, key, source="demo")
+        self.publisher.publish_events([event, event] if twice else [event])
+        self.say(
+            f"event {system}.{table}.upsert {key}" + (" (delivered twice: applied once)" if twice else "")
+        )
+        deadline = time.monotonic() + 30
+        while (pending := self.pending()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if pending:
+            raise RuntimeError(f"{pending} events still not applied after 30 s")
+        mapping = self.rt.mappings.for_table(system, table)[0].name
+        job = next(j for j in self.rt.store.jobs(mapping, limit=20) if j.trigger == "event")
+        self.say(f"applied by the worker; its {mapping} job {job.id} so far: {job.counts}")
+
+    def pending(self) -> int:
+        counts = self.inbox.counts()
+        return counts.get("received", 0) + counts.get("enqueued", 0)
+
+    def show(self, mapping: str, system: str, key: str, *columns: str) -> None:
+        record = self.read(mapping, system, key)
+        shown = ", ".join(f"{c} = {record.get(c)!r}" for c in columns)
+        self.say(f"{system} {mapping} {key}: {shown}")
 
     @contextmanager
     def chapter(self, title: str) -> Iterator[None]:
@@ -68,8 +99,9 @@ class Story:
         self.say(f"job {report.job_id}: {report.counts}")
 
 
-def run(rt: Runtime, paths: DemoPaths, counts: dict[str, int]) -> bool:
-    story = Story(rt)
+def run(story: Story, paths: DemoPaths, counts: dict[str, int]) -> bool:
+    """The chapters in order; True when the systems converged with no open error."""
+    rt = story.rt
     with story.chapter("Two systems that do not know each other yet"):
         story.say(", ".join(f"{n} {what}" for what, n in counts.items()))
         story.say(f"ERP (Business Central-like): {paths.erp}   CRM (Dataverse-like): {paths.crm}")
@@ -110,18 +142,23 @@ def run(rt: Runtime, paths: DemoPaths, counts: dict[str, int]) -> bool:
             story.outcome(report, fields=False)
         story.say(f"open errors now: {rt.store.count_errors()}")
 
-    with story.chapter("Sync ERP → CRM: a phone number changes in the ERP"):
+    with story.chapter("Through the pipeline: a phone number changes in the ERP, which publishes an event"):
         story.edit("CUSTOMER", "erp", "C00002", phone="+45 7000 0002")
         recommendation = recommend_for(rt, "CUSTOMER", "erp", "C00002")
         if recommendation is not None:
             way = f"from {recommendation.source}" if recommendation.source else "merge"
-            story.say(f"recommended: {way} — {recommendation.reason}")
-        story.outcome(sync(rt, "CUSTOMER", "erp", ["C00002"], Request(source="erp"), trigger="demo"))
+            story.say(f"(asked by hand, Tandem would recommend: {way} — {recommendation.reason})")
+        story.event("erp", "customer", "C00002", twice=True)
+        crm_key = story.counterpart("CUSTOMER", "erp", "C00002")
+        story.show("CUSTOMER", "crm", crm_key, "telephone1")
+        story.say("our own write to the CRM comes back as a CRM event: recognised, nothing written")
+        story.event("crm", "account", crm_key)
 
-    with story.chapter("Sync CRM → ERP: a website changes in the CRM"):
+    with story.chapter("A website changes in the CRM: the CRM's event brings it to the ERP"):
         crm_key = story.counterpart("CUSTOMER", "erp", "C00003")
         story.edit("CUSTOMER", "crm", crm_key, websiteurl="https://example.org/c3")
-        story.outcome(sync(rt, "CUSTOMER", "crm", [crm_key], trigger="demo"))
+        story.event("crm", "account", crm_key)
+        story.show("CUSTOMER", "erp", "C00003", "website")
 
     with story.chapter("A new account in the CRM is created in the ERP and coupled (sync_only_coupled: off)"):
         new = rt.connector("crm").create(
@@ -138,7 +175,10 @@ def run(rt: Runtime, paths: DemoPaths, counts: dict[str, int]) -> bool:
             ],
         )[0]
         story.say(f"crm: someone creates account {new} 'Nordic Cycles A/S'")
-        story.outcome(sync(rt, "CUSTOMER", "crm", [new], trigger="demo"))
+        story.event("crm", "account", new)
+        erp_key = story.counterpart("CUSTOMER", "crm", new)
+        story.show("CUSTOMER", "erp", erp_key, "no", "name", "country_code")
+        story.show("CUSTOMER", "crm", new, "accountnumber")
 
     with story.chapter("The same field edited on both sides: the conflict policy decides"):
         crm_key = story.counterpart("CUSTOMER", "erp", "C00004")
@@ -146,7 +186,8 @@ def run(rt: Runtime, paths: DemoPaths, counts: dict[str, int]) -> bool:
         time.sleep(0.01)  # the CRM's edit must carry a later modified-at than the ERP's
         story.edit("CUSTOMER", "crm", crm_key, name="Alpine Traders (CRM edit, later)")
         story.say(f"CUSTOMER's conflict policy: {rt.mappings['CUSTOMER'].conflict} — the later edit wins")
-        story.outcome(sync(rt, "CUSTOMER", "erp", ["C00004"], trigger="demo"))
+        story.event("erp", "customer", "C00004")
+        story.show("CUSTOMER", "erp", "C00004", "name")
         contact = story.keys("CONTACT", "erp")[1]
         crm_contact = story.counterpart("CONTACT", "erp", contact)
         story.edit("CONTACT", "erp", contact, job_title="Head of Purchasing")
@@ -154,8 +195,10 @@ def run(rt: Runtime, paths: DemoPaths, counts: dict[str, int]) -> bool:
         story.say(
             f"CONTACT's conflict policy: {rt.mappings['CONTACT'].conflict} — listed for a person to settle"
         )
-        story.outcome(sync(rt, "CONTACT", "erp", [contact], trigger="demo"), fields=False)
+        story.event("crm", "contact", crm_contact)
         listed = rt.store.errors("CONTACT")
+        for error in listed:
+            story.say(f"error {error.id}: {error.message}")
         story.say(f"settled with `tandem errors sync {' '.join(str(e.id) for e in listed)} --from erp`:")
         for report in fix.sync_from(rt, listed, "erp"):
             story.outcome(report)
@@ -164,7 +207,9 @@ def run(rt: Runtime, paths: DemoPaths, counts: dict[str, int]) -> bool:
         crm_key = story.counterpart("CUSTOMER", "erp", "C00005")
         story.edit("CUSTOMER", "erp", "C00005", phone="+1 555 0105")
         story.edit("CUSTOMER", "crm", crm_key, emailaddress1="purchasing@c5.example")
-        story.outcome(sync(rt, "CUSTOMER", "erp", ["C00005"], trigger="demo"))
+        story.event("erp", "customer", "C00005")
+        story.show("CUSTOMER", "crm", crm_key, "telephone1", "emailaddress1")
+        story.show("CUSTOMER", "erp", "C00005", "phone", "email")
 
     with story.chapter("Uncouple: the link goes, both records stay"):
         item = story.keys("ITEM", "erp")[0]
@@ -185,7 +230,24 @@ def run(rt: Runtime, paths: DemoPaths, counts: dict[str, int]) -> bool:
 def demo_command(app: App) -> None:
     paths = DemoPaths(Path(app.settings.home) / "demo")
     app.close()
-    counts = create(paths)  # a fresh pair of systems and an empty store, before the runtime opens them
+    counts = create(paths)  # a fresh pair of systems and an empty store, before anything opens them
+    # the demo is the embedded default whatever the environment says: in-process broker, inbox as the bus
+    settings = app.settings.model_copy(
+        update={
+            "database_url": app.store_url,
+            "bus_url": None,
+            "broker_url": None,
+            "config": app.mapping_file,
+        }
+    )
     rt = app.runtime()
-    if not run(rt, paths, counts):
+    service = Service(settings, app.mapping_file, threads=2)
+    service.start()
+    publisher = publisher_for(settings, app.configuration(), app.store_url, "demo")
+    try:
+        converged = run(Story(rt, publisher, service.process.inbox), paths, counts)
+    finally:
+        publisher.close()
+        service.stop()
+    if not converged:
         raise SystemExit(1)

@@ -16,33 +16,41 @@ from workers.usecases import fix
 from workers.usecases.sync import SyncReport
 
 
+class _ErrorsGroup(click.Group):
+    """`tandem errors [MAPPING]` lists; a first word that names no action is the listing's MAPPING."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
 @click.group(
     "errors",
-    invoke_without_command=True,
-    help="""The synchronization errors (optionally of one MAPPING), and the actions that fix them.
+    cls=_ErrorsGroup,
+    help="""The synchronization errors, and the actions that fix them.
 
     \b
-    tandem errors [MAPPING]             list the open errors
-    tandem errors retry ID... | --all   sync the records again (parked ones too)
-    tandem errors sync ID... --from S   sync in a direction, settling conflicts
-    tandem errors restore ID...         re-create a deleted record from its counterpart
-    tandem errors delete-record ID...   delete the record whose counterpart was deleted
-    tandem errors uncouple ID...        remove the coupling; the records stay
-    tandem errors dismiss ID...         close the error without doing anything""",
+    tandem errors [MAPPING] [--skipped]  list the open errors
+    tandem errors retry ID... | --all    sync the records again (parked ones too)
+    tandem errors sync ID... --from S    sync in a direction, settling conflicts
+    tandem errors restore ID...          re-create a deleted record from its counterpart
+    tandem errors delete-record ID...    delete the record whose counterpart was deleted
+    tandem errors uncouple ID...         remove the coupling; the records stay
+    tandem errors dismiss ID...          close the error without doing anything""",
 )
+def errors_group() -> None:
+    """The errors' commands."""
+
+
+@errors_group.command("list", hidden=True, help="The open errors (optionally of one MAPPING).")
 @click.argument("mapping_name", metavar="[MAPPING]", required=False)
 @click.option("--skipped", is_flag=True, help="Only records parked as skipped.")
 @click.option("--limit", default=200, show_default=True)
 @json_option
-@click.pass_context
+@pass_app
 @handled
-def errors_group(
-    ctx: click.Context, mapping_name: str | None, skipped: bool, limit: int, as_json: bool
-) -> None:
-    if ctx.invoked_subcommand is not None:
-        return
-    app = ctx.find_object(App)
-    assert app is not None
+def list_errors(app: App, mapping_name: str | None, skipped: bool, limit: int, as_json: bool) -> None:
     rt = app.runtime()
     if mapping_name is not None:
         mapping_name = rt.mappings[mapping_name].name

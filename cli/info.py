@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from sqlalchemy import exc as sa_exc
 
 from adapters.store import migrate
 from adapters.store.store import Store
@@ -143,8 +144,8 @@ def mappings_check(app: App, path: Path | None, offline: bool) -> None:
         finally:
             for connector in connectors.values():
                 connector.close()
-    where = "the file" if offline else "the file and the systems' tables"
-    console.print(f"{configuration.source}: {len(configuration.mappings)} mappings, {where} are valid")
+    where = "the file is valid" if offline else "the file and the systems' tables are valid"
+    console.print(f"{configuration.source}: {len(configuration.mappings)} mappings, {where}")
 
 
 @click.command("verify", help="Compare every mapped field of every coupled pair (of each MAPPING, or all).")
@@ -183,12 +184,14 @@ def db_group() -> None:
 @pass_app
 @handled
 def db_upgrade(app: App) -> None:
-    store = Store(app.settings.store_url, upgrade=False)
+    store = Store(app.store_url, upgrade=False)  # the store every other command uses (the demo's, too)
     try:
         applied = migrate.upgrade(store.engine)
         console.print(
             f"store at revision {migrate.current(store.engine)}{'' if applied else ' (nothing to do)'}"
         )
+    except (sa_exc.OperationalError, sa_exc.InterfaceError):
+        raise  # unreachable: `handled` says so, with exit code 3
     except Exception as exc:
         raise Failure(f"cannot upgrade the store: {exc}") from None
     finally:

@@ -11,6 +11,14 @@ from cli.app import App
 from cli.demo import demo_command
 from cli.errors import errors_group
 from cli.info import couplings_command, db_group, jobs_command, mappings_group, verify_command
+from cli.pipeline import (
+    events_group,
+    poll_command,
+    publish_command,
+    replay_command,
+    webhook_command,
+    worker_command,
+)
 from cli.records import couple_command, sync_command, uncouple_command
 from config.settings import Settings
 
@@ -23,6 +31,8 @@ from config.settings import Settings
       TANDEM_CONFIG        the mapping file (default: the demo's)
       TANDEM_DATABASE_URL  the coupling store (default: SQLite under TANDEM_HOME)
       TANDEM_HOME          folder for the embedded default's files (default: .tandem)
+      TANDEM_BUS_URL       the change-event bus, amqp:// or redis:// (default: the embedded inbox)
+      TANDEM_BROKER_URL    the dramatiq broker, amqp:// or redis:// (default: in-process)
 
     \b
     Exit codes: 0 done; 1 records failed or the request was refused;
@@ -57,6 +67,12 @@ for command in (
     verify_command,
     db_group,
     demo_command,
+    publish_command,
+    worker_command,
+    events_group,
+    replay_command,
+    webhook_command,
+    poll_command,
 ):
     cli.add_command(command)
 

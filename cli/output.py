@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -16,7 +17,8 @@ from rich.table import Table
 from domain.jobs import Counts
 from domain.plan import RecordPlan
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output is for scripts and logs: wide enough that tables do not fold into unreadable columns.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])

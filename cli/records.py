@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import click
 
 from adapters.runtime import Runtime
@@ -35,9 +37,10 @@ def _report(report: SyncReport, as_json: bool, *, diffs: bool = False) -> None:
         raise SystemExit(1)
 
 
-def _system(mapping: TableMapping, name: str | None, option: str) -> str:
+def _system(mapping: TableMapping, name: str | None, option: str, order: Iterable[str] = ()) -> str:
     if name is None:
-        return mapping.systems[0]
+        # the mapping's first system in the file's order (`order`): the mapping itself keeps them sorted
+        return next((s for s in order if s in mapping.systems), mapping.systems[0])
     if name not in mapping.systems:
         raise BadUsage(
             f"{option}: mapping {mapping.name} pairs {' and '.join(mapping.systems)}, not {name!r}"
@@ -131,10 +134,10 @@ def _system_keys(mapping: TableMapping, args: list[str]) -> dict[str, str]:
     "sync",
     help="""Synchronize Now: sync records of MAPPING by id.
 
-    The ids are of --system (default: the mapping's first system). Without a direction, the records
-    are merged field by field against the last sync; for a single coupled record Tandem recommends a
-    direction as BC does and says why. With --from SYSTEM every mapped field is sent from SYSTEM;
-    records whose target changed since the last sync are skipped unless --force.""",
+    The ids are of --system (default: the mapping's first system in the mapping file). Without a
+    direction, the records are merged field by field against the last sync; for a single coupled record
+    Tandem recommends a direction as BC does and says why. With --from SYSTEM every mapped field is sent
+    from SYSTEM; records whose target changed since the last sync are skipped unless --force.""",
 )
 @click.argument("mapping_name", metavar="MAPPING")
 @click.argument("ids", nargs=-1)
@@ -173,7 +176,7 @@ def sync_command(
         raise BadUsage("choose --from SYSTEM or --merge, not both")
     if bool(ids) == everything:
         raise BadUsage("give the ids of the records to sync, or --all")
-    system = _system(mapping, system_name or source, "--system")
+    system = _system(mapping, system_name or source, "--system", app.configuration().systems)
     if source is not None:
         _system(mapping, source, "--from")
     keys = _all_keys(rt, mapping, system) if everything else list(ids)
@@ -218,7 +221,7 @@ def uncouple_command(
     mapping = rt.mappings[mapping_name]
     if bool(ids) == everything:
         raise BadUsage("give the ids of the records to uncouple, or --all")
-    system = _system(mapping, system_name, "--system")
+    system = _system(mapping, system_name, "--system", app.configuration().systems)
     with Bar(f"uncouple {mapping.name}") as bar:
         counts = uncouple(rt, mapping.name, system, list(ids), everything=everything, progress=bar)
     if as_json:

@@ -19,6 +19,8 @@ from config.schema import (
     SideModel,
     TransformModel,
 )
+from config.webhooks import Webhook
+from config.webhooks import build as build_webhook
 from config.yamlfile import Document, expand, parse
 from domain import transforms as tf
 from domain.filters import Condition, Filter
@@ -55,6 +57,7 @@ class Configuration:
     systems: Mapping[str, SystemConfig]
     mappings: MappingSet
     document: Document = field(repr=False)
+    webhooks: Mapping[str, Webhook] = field(default_factory=dict)
 
     def line(self, *path: str | int) -> int | None:
         return self.document.line(path)
@@ -91,7 +94,7 @@ def load_text(
     if builder.problems:
         raise ConfigError(source, builder.problems)
     systems, mappings = result
-    return Configuration(source, systems, mappings, document)
+    return Configuration(source, systems, mappings, document, builder.webhooks)
 
 
 def _problems(exc: ValidationError, document: Document, prefix: Loc = ()) -> list[Problem]:
@@ -108,8 +111,12 @@ def _problems(exc: ValidationError, document: Document, prefix: Loc = ()) -> lis
 
 
 def _is_union_tag(part: str | int) -> bool:
-    # pydantic names the union member it tried ("str", "list[...]", "function-before[...]"): not a key
-    return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool", "none"})
+    # pydantic names the union member it tried ("str", "list[...]", "MatchModel"): not a key
+    return isinstance(part, str) and ("[" in part or part in _UNION_MEMBERS)
+
+
+_UNION_MEMBERS = frozenset({"str", "int", "float", "bool", "none", MatchModel.__name__})
+_COLUMN = re.compile(r"[^\x00-\x1f]{1,200}")
 
 
 _ARROW = re.compile(r"^\s*([^\s>-][^>]*?)\s*->\s*(\S.*?)\s*$")
@@ -121,6 +128,7 @@ class _Builder:
         self.document = document
         self.environ = environ
         self.problems: list[Problem] = []
+        self.webhooks: dict[str, Webhook] = {}
 
     def fail(self, message: str, *path: str | int) -> None:
         self.problems.append(Problem(message, path, self.document.line(path)))
@@ -140,6 +148,19 @@ class _Builder:
             if built is not None:
                 mappings[name] = built
         self.check_references(mappings)
+        for name, hook in self.model.webhooks.items():
+            if hook.system is not None and hook.system not in systems:
+                self.fail(
+                    f"unknown system {hook.system!r} (systems: {', '.join(systems)})",
+                    "webhooks",
+                    name,
+                    "system",
+                )
+                continue
+            try:
+                self.webhooks[name] = build_webhook(name, hook, lambda text: expand(text, self.environ))
+            except KeyError as exc:
+                self.fail(str(exc.args[0]), "webhooks", name)
         return systems, MappingSet(mappings)
 
     def mapping(
@@ -228,8 +249,9 @@ class _Builder:
             return ConflictPolicy(ConflictKind.FAIL)
         if words == ["latest"]:
             return ConflictPolicy(ConflictKind.LATEST)
-        if len(words) == 2 and words[0] == "prefer" and words[1] in systems:
-            return ConflictPolicy(ConflictKind.PREFER, words[1])
+        preferred = " ".join(words[1:])  # a system's name may hold spaces
+        if len(words) >= 2 and words[0] == "prefer" and preferred in systems:
+            return ConflictPolicy(ConflictKind.PREFER, preferred)
         self.fail(
             f"conflict must be `fail`, `latest` or `prefer <system>` ({systems[0]} or {systems[1]})", *where
         )
@@ -246,8 +268,10 @@ class _Builder:
                     *where,
                     system,
                 )
-            elif not isinstance(column, str) or not column:
-                self.fail("a column name (text) is expected", *where, system)
+            elif not isinstance(column, str) or not _COLUMN.fullmatch(column):
+                self.fail(
+                    "a column name (1 to 200 characters, no control characters) is expected", *where, system
+                )
             else:
                 columns[system] = column
         constant = "constant" in model.model_fields_set
@@ -284,6 +308,8 @@ class _Builder:
         chains = self.chains(model, columns, sources, where)
         if model.lookup is not None and chains:
             self.fail("a lookup field takes no transforms (the value is a key)", *where, "transforms")
+        if constant and chains:
+            self.fail("a constant takes no transforms: write the value you want", *where, "transforms")
         match = None
         if model.match is True:
             match = MatchRule()
@@ -337,6 +363,8 @@ class _Builder:
     def check_targets(self, fields: list[FieldMapping], where: Loc) -> None:
         written: dict[tuple[str, str], str] = {}
         for index, fmap in enumerate(fields):
+            if not fmap.enabled:
+                continue  # a disabled field writes nothing
             for target, column in fmap.columns.items():
                 if not any(fmap.flows(s, target) for s in fmap.sources):
                     continue
@@ -415,8 +443,9 @@ def _transform(step: TransformModel) -> tf.Transform:
     if kind == "regex_replace" and step.regex_replace is not None:
         try:
             pattern = re.compile(step.regex_replace.pattern)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
+            pattern.sub(step.regex_replace.replacement, "")  # checks the replacement's group references
+        except (re.error, IndexError) as exc:
+            raise ValueError(f"invalid regular expression or replacement: {exc}") from None
         return tf.RegexReplace(pattern, step.regex_replace.replacement)
     if kind == "substring" and step.substring is not None:
         return tf.Substring(step.substring.start, step.substring.length)

@@ -80,7 +80,7 @@ class DateArgs(Strict):
 
 
 class ValueMapArgs(Strict):
-    values: dict[str | int, Scalar]
+    values: dict[bool | int | float | str, Scalar]  # YAML keys keep their type: true, 1 and '1' differ
     unmapped: Literal["error", "keep", "null"] = "error"
 
 
@@ -168,7 +168,59 @@ class MappingModel(Strict):
         return dict(self.model_extra or {})
 
 
+class HmacModel(Strict):
+    header: Name = "X-Tandem-Signature"
+    secret: Name
+    algorithm: Literal["sha256", "sha512"] = "sha256"
+
+
+class AuthModel(Strict):
+    """One way to prove the sender: an HMAC of the body, or a shared key in a header or query parameter."""
+
+    hmac: HmacModel | None = None
+    header: Name | None = None
+    query: Name | None = None
+    key: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> AuthModel:
+        ways = [self.hmac is not None, self.header is not None, self.query is not None]
+        if sum(ways) != 1:
+            raise ValueError("choose one of: hmac, header (with key), query (with key)")
+        if (self.header or self.query) and not self.key:
+            raise ValueError("a shared key in a header or query parameter needs `key`")
+        return self
+
+
+class TableModel(Strict):
+    table: Name
+    key_column: Name | None = None  # the sender names records by this column, not by the table's key
+
+
+class WebhookModel(Strict):
+    kind: Literal["tandem", "dataverse", "business_central"]
+    system: Name | None = None
+    auth: AuthModel | None = None
+    client_state: Name | None = None
+    tables: dict[Name, Name | TableModel] = {}
+    ignore_users: list[Name] = []
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _complete(self) -> WebhookModel:
+        if self.kind == "business_central" and not self.client_state and self.auth is None:
+            raise ValueError(
+                "a business_central source needs `client_state` (the secret BC repeats) or `auth`"
+            )
+        if self.kind != "business_central" and self.auth is None:
+            raise ValueError(f"a {self.kind} source needs `auth`")
+        if self.kind != "tandem" and not self.system:
+            raise ValueError(f"a {self.kind} source needs `system`: which system its notifications are about")
+        return self
+
+
 class FileModel(Strict):
     version: Literal[1] = 1
     systems: dict[Name, SystemModel] = Field(min_length=2)
     mappings: dict[Name, MappingModel] = Field(min_length=1)
+    webhooks: dict[Name, WebhookModel] = {}

@@ -17,6 +17,18 @@ class Settings(BaseSettings):
     bus_url: str | None = Field(default=None, description="the change-event bus (kombu URL)")
     broker_url: str | None = Field(default=None, description="the dramatiq broker (redis:// or amqp://)")
     batch_size: int = Field(default=500, ge=1, le=10_000, description="records per sync batch")
+    namespace: str = Field(
+        default="tandem",
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,60}$",
+        description="prefix of exchange and queue names",
+    )
+    retries: int = Field(default=5, ge=0, le=100, description="retries of a batch that cannot run")
+    min_backoff_ms: int = Field(default=500, ge=10, description="first retry delay")
+    max_backoff_ms: int = Field(default=30_000, ge=10, description="longest retry delay")
+    time_limit_s: int = Field(default=600, ge=1, description="longest a batch may run")
+    sweep_after_s: float = Field(
+        default=600, gt=0, description="re-enqueue inbox events not applied after this"
+    )
 
     @property
     def store_url(self) -> str:

@@ -21,10 +21,16 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges a mapping; the keys written here override its keys
             key = self.construct_object(key_node, deep=True)
-            if key in seen:
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key (a list, a mapping): SafeLoader refuses it below
+            if first is not None:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
+                    None, None, f"duplicate key {key!r} (first at line {first + 1})", key_node.start_mark
                 )
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
@@ -56,22 +62,37 @@ def parse(text: str, source: str) -> Document:
         raise ConfigError(source, [Problem(f"invalid YAML: {exc.problem or exc}", (), line)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, [Problem(f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError(source, [Problem("invalid YAML: nested too deeply")]) from None
     lines: dict[Path_, int] = {}
     if node is not None:
-        _index(node, (), lines)
+        _index(node, (), lines, set())
     return Document(data, lines)
 
 
-def _index(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+def _index(node: yaml.Node, path: Path_, lines: dict[Path_, int], seen: set[int]) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen:
+        return  # an alias of a node indexed already, perhaps of one that contains it
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            child = (*path, key_node.value)
+            child = (*path, _key(key_node))
             lines[child] = key_node.start_mark.line + 1
-            _index(value_node, child, lines)
+            _index(value_node, child, lines, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _index(item, (*path, index), lines)
+            _index(item, (*path, index), lines, seen)
+
+
+def _key(node: yaml.Node) -> str | int:
+    """A key as the loaded data (and so pydantic's error locations) has it: an int for `1:`."""
+    if node.tag == "tag:yaml.org,2002:int":
+        try:
+            return int(str(node.value).replace("_", ""), 0)
+        except ValueError:
+            pass
+    return str(node.value)
 
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -169,7 +169,12 @@ def _plan_merge(
         if first not in fmap.columns or second not in fmap.columns:
             continue
         moved = [s for s in mapping.systems if fmap.columns[s] in changed[s]]
-        owners = [s for s in mapping.systems if fmap.flows(s, mapping.other(s))]
+        # A key column is never written after the create, so a direction into one does not count.
+        owners = [
+            s
+            for s in mapping.systems
+            if fmap.flows(s, (other := mapping.other(s))) and fmap.columns[other] != mapping.side(other).key
+        ]
         if not owners:
             continue
         if len(owners) == 1:

@@ -25,12 +25,33 @@ def recommend(
         return Recommendation(None, "the pair was never synchronized: merge, conflicts go by the policy")
     mine = changed_columns(mapping, coupling, this, records[this])
     theirs = changed_columns(mapping, coupling, other, records[other])
-    if mine and not theirs and mapping.may_flow(this, other):
+    sending, getting = _outgoing(mapping, this, mine), _outgoing(mapping, other, theirs)
+    if sending and not theirs:
         return Recommendation(this, f"only {this} changed since the last sync ({', '.join(mine)})")
-    if theirs and not mine and mapping.may_flow(other, this):
+    if getting and not mine:
         return Recommendation(other, f"only {other} changed since the last sync ({', '.join(theirs)})")
     if mine and theirs:
         return Recommendation(
             None, f"both changed ({this}: {', '.join(mine)}; {other}: {', '.join(theirs)}): merge"
         )
+    if mine or theirs:
+        changed, columns = (this, mine) if mine else (other, theirs)
+        target = mapping.other(changed)
+        why = (
+            f"mapping {mapping.name} does not flow from {changed} to {target}"
+            if not mapping.may_flow(changed, target)
+            else f"none of those fields flows from {changed} to {target}"
+        )
+        return Recommendation(
+            None, f"only {changed} changed since the last sync ({', '.join(columns)}), but {why}: merge"
+        )
     return Recommendation(None, "nothing changed on either side since the last sync: merge")
+
+
+def _outgoing(mapping: TableMapping, system: str, columns: list[str]) -> list[str]:
+    """The changed columns that some field would carry from `system` to the other side."""
+    target = mapping.other(system)
+    flowing = {
+        f.columns[system] for f in mapping.active_fields() if system in f.columns and f.flows(system, target)
+    }
+    return [c for c in columns if c in flowing]

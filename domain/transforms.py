@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -190,9 +191,15 @@ class ToNumber:
             return value
         text = _text("to_number", value).strip()
         try:
+            return int(text)  # exact, however many digits (a float keeps only about 16)
+        except ValueError:
+            pass
+        try:
             number = float(text)
         except ValueError as exc:
             raise TransformError(f"to_number cannot read {text!r}") from exc
+        if not math.isfinite(number):
+            raise TransformError(f"to_number cannot read {text!r}: not a finite number")
         return int(number) if number.is_integer() and "." not in text else number
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import types as t
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
 
 from adapters.connectors.base import RecordRejected, SystemUnavailable, UnknownTable
@@ -22,7 +23,7 @@ from domain.values import Record, Value, as_key, canonical
 
 CHUNK = 500
 # MySQL/MariaDB report bad values as OperationalError; these codes blame the record, not the server.
-_MYSQL_DATA_ERRORS = {1048, 1264, 1265, 1292, 1366, 1406, 1411, 3819, 4025}
+_MYSQL_DATA_ERRORS = {1048, 1264, 1265, 1292, 1364, 1366, 1406, 1411, 3819, 4025}
 
 
 class SqlConnector:
@@ -43,8 +44,9 @@ class SqlConnector:
             if name not in self._tables:
                 try:
                     with _translated(self.name):
-                        self._tables[name] = sa.Table(
-                            name, sa.MetaData(), schema=self.schema, autoload_with=self.engine
+                        self._tables[name] = _as_stored(
+                            sa.Table(name, sa.MetaData(), schema=self.schema, autoload_with=self.engine),
+                            self.engine.dialect.name,
                         )
                 except sa_exc.NoSuchTableError:
                     raise UnknownTable(f"{self.name} has no table {name!r}") from None
@@ -68,7 +70,9 @@ class SqlConnector:
     ) -> tuple[sa.Table, sa.Select[Any], sa.Column[Any]]:
         table = self.table(side.table)
         key = self._column(table, side.key)
-        return table, sa.select(*(self._column(table, c) for c in columns)), key
+        # the key is always read: records are returned by key, and pages continue after the last key
+        names = dict.fromkeys([side.key, *columns])
+        return table, sa.select(*(self._column(table, c) for c in names)), key
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -134,7 +138,7 @@ class SqlConnector:
                         for b in (coerce_key(column, str(v)) if v is not None else None for v in values)
                         if b is not None
                     ]
-                    parts.append(column.in_(bound))
+                    parts.append(self._exact(column).in_(bound))
             if parts:
                 clauses.append(sa.and_(*parts))
         if not clauses:
@@ -184,7 +188,8 @@ class SqlConnector:
             )
         if value is None:
             return sa.false()
-        bound = coerce(column, value)
+        # an explicit parameter: SQLAlchemy refuses to order against a bare True or False
+        bound = sa.literal(coerce(column, value), column.type)
         comparisons: dict[Op, sa.ColumnElement[bool]] = {
             Op.LT: exact < bound,
             Op.LE: exact <= bound,
@@ -195,8 +200,10 @@ class SqlConnector:
 
     def _exact(self, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
         # MySQL and MariaDB compare text without regard to case by default; filters are case-sensitive.
+        # MariaDB's utf8mb4_bin also pads with spaces ('a' = 'a '); its nopad_bin compares exactly.
         if self.engine.dialect.name in ("mysql", "mariadb") and isinstance(column.type, t.String):
-            return column.collate("utf8mb4_bin")
+            mariadb = getattr(self.engine.dialect, "is_mariadb", False)
+            return column.collate("utf8mb4_nopad_bin" if mariadb else "utf8mb4_bin")
         return column
 
     # --- writes ---------------------------------------------------------------------------------
@@ -258,6 +265,17 @@ class SqlConnector:
         with _translated(self.name), self.engine.begin() as connection:
             for start in range(0, len(bound), CHUNK):
                 connection.execute(sa.delete(table).where(key.in_(bound[start : start + CHUNK])))
+
+
+def _as_stored(table: sa.Table, dialect: str) -> sa.Table:
+    """Reflected types as the values they hold: MySQL's BOOLEAN is TINYINT(1); SQLite integers are 64-bit."""
+    for column in table.c:
+        kind = column.type
+        if dialect in ("mysql", "mariadb") and isinstance(kind, mysql.TINYINT) and kind.display_width == 1:
+            column.type = t.Boolean()
+        elif dialect == "sqlite" and isinstance(kind, t.Integer) and not isinstance(kind, t.BigInteger):
+            column.type = t.BigInteger()
+    return table
 
 
 def _new_key(column: sa.Column[Any], prefix: str) -> str:

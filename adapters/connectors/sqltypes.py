@@ -41,13 +41,23 @@ def _coerce(kind: t.TypeEngine[Any], value: Value) -> Any:
             raise ValueError("a boolean is not an integer")
         if isinstance(value, float) and not value.is_integer():
             raise ValueError("has a fraction")
-        return int(value) if isinstance(value, int | float) else int(str(value).strip())
+        whole = int(value) if isinstance(value, int | float) else int(str(value).strip())
+        low, high = _integer_range(kind)
+        if not low <= whole <= high:
+            raise ValueError(f"out of range ({low} to {high})")
+        return whole
     if isinstance(kind, t.Numeric):
         if isinstance(value, bool):
             raise ValueError("a boolean is not a number")
         number = decimal.Decimal(str(value))
         if not number.is_finite():
             raise ValueError("not a finite number")
+        if not isinstance(kind, t.Float) and kind.scale is not None:
+            # a DECIMAL(p, s) would round away further decimals silently, or overflow
+            if number.normalize().as_tuple().exponent < -kind.scale:  # type: ignore[operator]
+                raise ValueError(f"more than {kind.scale} decimals")
+            if kind.precision is not None and number.adjusted() >= kind.precision - kind.scale:
+                raise ValueError(f"more than {kind.precision - kind.scale} digits before the decimal point")
         return number if kind.asdecimal else float(number)
     if isinstance(kind, t.DateTime):
         moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
@@ -77,6 +87,14 @@ def _coerce(kind: t.TypeEngine[Any], value: Value) -> Any:
             raise ValueError(f"longer than {kind.length} characters")
         return text
     return value
+
+
+def _integer_range(kind: t.Integer) -> tuple[int, int]:
+    """The values an integer column can hold: 16, 32 or 64 bits, signed unless the type says unsigned."""
+    bits = 16 if isinstance(kind, t.SmallInteger) else 64 if isinstance(kind, t.BigInteger) else 32
+    if getattr(kind, "unsigned", False):
+        return 0, 2**bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
 def coerce_key(column: Column[Any], key: str) -> Any | None:

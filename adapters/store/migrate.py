@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -12,6 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Alembic's command API keeps its context in module globals: one migration at a time in a process.
+_MIGRATING = threading.Lock()
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -35,10 +38,13 @@ def upgrade(engine: Engine, revision: str = "head") -> bool:
     """Brings the schema to `revision`; returns whether anything was applied."""
     if revision == "head" and current(engine) == head():
         return False
-    with engine.begin() as connection:
+    with _MIGRATING, engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # concurrent starters wait here; the first migrates, the others find nothing left to do
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(7266133)"))
+        elif connection.dialect.name == "sqlite":
+            # the same for SQLite: its DDL joins this transaction, which other processes wait for
+            connection.exec_driver_sql("BEGIN EXCLUSIVE")
         if MigrationContext.configure(connection).get_current_revision() == head() and revision == "head":
             return False
         command.upgrade(_config(connection), revision)

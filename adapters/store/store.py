@@ -17,6 +17,7 @@ from adapters.store import migrate
 from adapters.store.locks import AdvisoryLocks, FileLocks, Locks
 from adapters.store.tables import coupling as T_COUPLING
 from adapters.store.tables import error as T_ERROR
+from adapters.store.tables import inbox as T_INBOX
 from adapters.store.tables import job as T_JOB
 from domain.coupling import Coupling, CouplingStatus
 from domain.jobs import Counts
@@ -101,6 +102,7 @@ class BatchWrite:
     removed: list[int] = field(default_factory=list)
     errors: list[ErrorReport] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
+    events_done: list[int] = field(default_factory=list)  # inbox rows applied by this batch
 
 
 def subject_of(coupling: Coupling | None, system: str, key: str) -> str:
@@ -319,6 +321,12 @@ class Store:
                 )
         if batch.errors:
             self._report(connection, mapping, batch, moment)
+        for start in range(0, len(batch.events_done), CHUNK):
+            connection.execute(
+                sa.update(T_INBOX)
+                .where(T_INBOX.c.id.in_(batch.events_done[start : start + CHUNK]), T_INBOX.c.state != "done")
+                .values(state="done", applied_at=moment, last_error=None)
+            )
         if batch.job_id is not None and batch.counts.total:
             values = {name: getattr(T_JOB.c, name) + n for name, n in batch.counts.as_dict().items() if n}
             connection.execute(sa.update(T_JOB).where(T_JOB.c.id == batch.job_id).values(values))
@@ -358,15 +366,18 @@ class Store:
                     sa.update(T_ERROR).where(T_ERROR.c.id == existing[report.subject]).values(values)
                 )
             else:
-                connection.execute(
-                    sa.insert(T_ERROR).values(
+                # a later report for the same subject in this batch updates this row
+                existing[report.subject] = connection.execute(
+                    sa.insert(T_ERROR)
+                    .values(
                         mapping=mapping.name,
                         subject=report.subject,
                         state="open",
                         created_at=moment,
                         **values,
                     )
-                )
+                    .returning(T_ERROR.c.id)
+                ).scalar_one()
 
     # --- jobs -----------------------------------------------------------------------------------
 

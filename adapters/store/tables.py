@@ -85,3 +85,49 @@ error = sa.Table(
         postgresql_where=sa.text("state = 'open'"),
     ),
 )
+
+inbox = sa.Table(
+    "tandem_inbox",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(500), nullable=False),
+    sa.Column("mapping", sa.String(200), nullable=False),
+    sa.Column("system", sa.String(200), nullable=False),
+    sa.Column("table_name", sa.String(500), nullable=False),
+    sa.Column("record_key", sa.String(500), nullable=False),
+    sa.Column("op", sa.String(10), nullable=False),
+    sa.Column("since", Moment),
+    sa.Column("occurred_at", Moment),
+    sa.Column("published_at", Moment),
+    sa.Column("received_at", Moment, nullable=False),
+    sa.Column("enqueued_at", Moment),
+    sa.Column("applied_at", Moment),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("event_id", "mapping", name="uq_tandem_inbox_event"),
+    sa.Index("ix_tandem_inbox_state", "state", "id"),
+    sa.Index("ix_tandem_inbox_received", "received_at"),
+)
+
+invalid_event = sa.Table(
+    "tandem_invalid_event",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("received_at", Moment, nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("routing_key", sa.String(1000)),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Index("ix_tandem_invalid_state", "state", "id"),
+)
+
+watermark = sa.Table(
+    "tandem_watermark",
+    metadata,
+    sa.Column("system", sa.String(200), primary_key=True),
+    sa.Column("table_name", sa.String(500), primary_key=True),
+    sa.Column("value", sa.JSON),
+    sa.Column("updated_at", Moment, nullable=False),
+)

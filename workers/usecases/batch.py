@@ -20,7 +20,7 @@ from domain.values import Record, Value, as_key, same
 from workers.usecases.references import fetch_lookups
 
 MAX_ROUNDS = 5
-Hook = Callable[[BatchWrite], None]
+Events = Mapping[str, Sequence[int]]  # inbox row ids by record key: marked applied with the batch
 
 
 @dataclass
@@ -55,7 +55,7 @@ def run_batch(
     job_id: int | None,
     *,
     dry_run: bool = False,
-    before_commit: Hook | None = None,
+    events: Events | None = None,
 ) -> BatchResult:
     """Syncs records of `system` by key.
 
@@ -86,15 +86,17 @@ def run_batch(
                 (ready if held else later).append(key)
             if ready:
                 found = {k: couplings[k] for k in ready if k in couplings}
-                done = _locked(rt, mapping, system, ready, found, request, job_id, dry_run, before_commit)
+                done = _locked(rt, mapping, system, ready, found, request, job_id, dry_run, events)
                 result.merge(done)
-                created = [p.origin_key for p in done.plans if p.create_in and p.outcome is Outcome.INSERTED]
-                if created and not dry_run and _flows_back(mapping, system):
-                    # what the new record got in its own system (its key, defaults) flows back now
-                    again = rt.store.couplings(mapping, system, created)
-                    _locked(
-                        rt, mapping, system, created, again, MERGE, job_id, False, before_commit, count=False
-                    )
+                inserted = [p for p in done.plans if p.create_in and p.outcome is Outcome.INSERTED]
+                created = [_made_from(mapping, p) for p in inserted]
+                for source in mapping.systems:
+                    # what the new record got in its own system (its key, defaults) flows back now, to the
+                    # record it was made from (the survivor's key names the pair when the origin was restored)
+                    back = [k for s, k in created if s == source and k]
+                    if back and not dry_run and _flows_back(mapping, source):
+                        again = rt.store.couplings(mapping, source, back)
+                        _locked(rt, mapping, source, back, again, MERGE, job_id, False, None, count=False)
         todo = later
     for key in todo:
         result.counts.add(Outcome.SKIPPED)
@@ -113,7 +115,7 @@ def _locked(
     request: Request,
     job_id: int | None,
     dry_run: bool,
-    before_commit: Hook | None,
+    events: Events | None,
     *,
     count: bool = True,
 ) -> BatchResult:
@@ -158,12 +160,20 @@ def _locked(
     batch = _record(rt, mapping, plans, pairs, pending, after, job_id, request)
     if not count:
         batch.counts = Counts()
-    if before_commit is not None:
-        before_commit(batch)
+    if events:
+        batch.events_done = [i for key in keys for i in events.get(key, ())]
     rt.store.commit(mapping, batch)
     result.counts = batch.counts
     result.plans = plans
     return result
+
+
+def _made_from(mapping: TableMapping, p: RecordPlan) -> tuple[str, str]:
+    """The system and key of the record that a created record was made from."""
+    source = mapping.other(p.create_in or p.origin)
+    if source == p.origin:
+        return source, p.origin_key
+    return source, (p.coupling.keys.get(source) if p.coupling is not None else None) or ""
 
 
 def _flows_back(mapping: TableMapping, system: str) -> bool:
@@ -221,7 +231,8 @@ def _matches(
                     folded.add(column)
                 groups[index][column].add(value.lower() if fold and isinstance(value, str) else value)
     shaped = [{c: sorted(v, key=str) for c, v in g.items()} for g in groups if g]
-    candidates = rt.connector(target).find(side, mapping.columns(target), shaped, folded) if shaped else []
+    hits = rt.connector(target).find(side, mapping.columns(target), shaped, folded) if shaped else []
+    candidates = [c for c in hits if side.filter.matches(c)]  # a counterpart must be in scope too
     candidate_keys = [str(c[side.key]) for c in candidates]
     coupled = set(rt.store.couplings(mapping, target, candidate_keys))
     claimed: set[str] = set()
@@ -426,6 +437,7 @@ def _record(
             continue
         coupling = _coupling_after(mapping, p, pending, after)
         base, versions = _base(mapping, p, pairs[p.origin_key], coupling, after)
+        batch.resolved.append(record_subject)  # an error of the record before it was coupled is settled too
         if (
             p.coupling is not None
             and coupling.id == p.coupling.id
@@ -445,7 +457,6 @@ def _record(
         else:
             batch.changed.append(coupling)
             batch.resolved.append(subject_of(coupling, p.origin, p.origin_key))
-        batch.resolved.append(record_subject)
     return batch
 
 

@@ -11,7 +11,7 @@ from domain.mapping import TableMapping
 from domain.plan import RecordPlan
 from domain.planner import MERGE, Request
 from domain.recommend import Recommendation, recommend
-from workers.usecases.batch import Hook, is_coupled, run_batch
+from workers.usecases.batch import Events, is_coupled, run_batch
 
 Progress = Callable[[int, int], None]
 
@@ -43,7 +43,7 @@ def sync(
     dry_run: bool = False,
     progress: Progress | None = None,
     job_id: int | None = None,
-    before_commit: Hook | None = None,
+    events: Events | None = None,
 ) -> SyncReport:
     """Syncs the records of `system` with these keys; one job records the counts (none on a dry run)."""
     mapping = rt.mappings[mapping_name]
@@ -56,9 +56,7 @@ def sync(
     try:
         for start in range(0, len(unique), rt.batch_size):
             chunk = unique[start : start + rt.batch_size]
-            done = run_batch(
-                rt, mapping, system, chunk, request, job_id, dry_run=dry_run, before_commit=before_commit
-            )
+            done = run_batch(rt, mapping, system, chunk, request, job_id, dry_run=dry_run, events=events)
             report.counts.merge(done.counts)
             report.plans.extend(done.plans)
             if progress is not None:

@@ -1,0 +1,1 @@
+"""Tests that run use cases against real databases."""
