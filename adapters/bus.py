@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,21 @@ from adapters.events import Event
 
 # Bounded: a bus that stays away for ~10 s makes the publish fail loudly instead of hanging forever.
 RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2.0}
+
+
+MESSAGE_EVENTS = 500  # events per bus message: one confirm per message, not per event
+
+
+def _groups(events: Sequence[Event]) -> Iterator[tuple[str, list[Event]]]:
+    """Consecutive events with the same routing key, in chunks of at most MESSAGE_EVENTS."""
+    current: list[Event] = []
+    for event in events:
+        if current and (event.routing_key != current[0].routing_key or len(current) >= MESSAGE_EVENTS):
+            yield current[0].routing_key, current
+            current = []
+        current.append(event)
+    if current:
+        yield current[0].routing_key, current
 
 
 @dataclass(frozen=True)
@@ -57,18 +72,19 @@ class KombuBus:
         self._declared = False
 
     def publish(self, events: Sequence[Event]) -> None:
+        """Sends events of one routing key together, up to MESSAGE_EVENTS in one bus message (a JSON list)."""
         if not events:
             return
         exchange, queue = self.topology.exchange, self.topology.queue
         with self._lock:
             producer = self.connection.Producer(serializer="json")
-            for event in events:
+            for routing_key, group in _groups(events):
                 # Declaring the exchange and the router's queue here means no event is dropped for want
                 # of a binding, even before the first router starts (Redis and memory drop silently).
                 producer.publish(
-                    event.body(),
+                    group[0].body() if len(group) == 1 else [e.body() for e in group],
                     exchange=exchange,
-                    routing_key=event.routing_key,
+                    routing_key=routing_key,
                     declare=[] if self._declared else [exchange, queue],
                     retry=True,
                     retry_policy=RETRY_POLICY,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine, make_url
 
 
@@ -30,3 +32,15 @@ def _sqlite_setup(dbapi_connection: Any, _record: Any) -> None:
 
 def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
+
+
+def one_of(column: sa.ColumnElement[Any], values: Sequence[Any], dialect: str) -> sa.ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, one parameter however many values.
+
+    A long IN list is a new statement text for every batch size and too long for the driver's statement
+    cache; the array form is one short statement that is parsed once.
+    """
+    if dialect == "postgresql" and values:
+        array = sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
+        return column == sa.any_(array)
+    return column.in_(list(values))

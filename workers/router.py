@@ -77,11 +77,13 @@ class Router(ConsumerMixin):  # type: ignore[misc]
         events: list[Event] = []
         try:
             for body, message in batch:
-                try:
-                    events.append(parse(body))
-                except InvalidEvent as exc:
-                    text = body if isinstance(body, str | bytes) else _json(body)
-                    self.inbox.park(str(exc), text, "bus", message.delivery_info.get("routing_key"))
+                routing_key = message.delivery_info.get("routing_key")
+                for item in _items(body):
+                    try:
+                        events.append(parse(item))
+                    except InvalidEvent as exc:
+                        text = item if isinstance(item, str | bytes) else _json(item)
+                        self.inbox.park(str(exc), text, "bus", routing_key)
             intake = accept(self.inbox, self.mappings, self.systems, events, "bus")
         except Exception:
             # the store is away: give the messages back to the bus; they come again
@@ -96,6 +98,16 @@ class Router(ConsumerMixin):  # type: ignore[misc]
         if intake.unmapped:
             log.info("%d events for tables that no mapping uses were dropped", intake.unmapped)
         self.after_flush()
+
+
+MAX_MESSAGE_EVENTS = 10_000
+
+
+def _items(body: Any) -> list[Any]:
+    """A bus message carries one event, or a JSON list of events (what the publisher batches)."""
+    if isinstance(body, list) and 0 < len(body) <= MAX_MESSAGE_EVENTS:
+        return body
+    return [body]
 
 
 def _json(body: Any) -> str:

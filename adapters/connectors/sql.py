@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from adapters.connectors.base import RecordRejected, SystemUnavailable, UnknownTable
 from adapters.connectors.sqltypes import coerce, coerce_key, new_version
-from adapters.sqlengine import make_engine
+from adapters.sqlengine import make_engine, one_of
 from domain.filters import Condition, Filter, Op
 from domain.mapping import NewKeys, TableSide
 from domain.values import Record, Value, as_key, canonical
@@ -82,7 +82,7 @@ class SqlConnector:
         found: dict[str, Record] = {}
         with _translated(self.name), self.engine.connect() as connection:
             for start in range(0, len(wanted), CHUNK):
-                rows = connection.execute(select.where(key.in_(wanted[start : start + CHUNK])))
+                rows = connection.execute(select.where(self._one_of(key, wanted[start : start + CHUNK])))
                 for row in rows.mappings():
                     record = _canonical(row)
                     found[as_key(record[side.key]) or ""] = record
@@ -146,6 +146,9 @@ class SqlConnector:
         with _translated(self.name), self.engine.connect() as connection:
             rows = connection.execute(select.where(sa.or_(*clauses)).order_by(key)).mappings()
             return [_canonical(row) for row in rows]
+
+    def _one_of(self, column: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+        return one_of(column, values, self.engine.dialect.name)
 
     def _fold(self, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
         # SQLite's lower() only folds ASCII; the engine registers a Unicode-aware one (see sqlengine).
@@ -264,7 +267,7 @@ class SqlConnector:
         bound = [b for b in (coerce_key(key, k) for k in keys) if b is not None]
         with _translated(self.name), self.engine.begin() as connection:
             for start in range(0, len(bound), CHUNK):
-                connection.execute(sa.delete(table).where(key.in_(bound[start : start + CHUNK])))
+                connection.execute(sa.delete(table).where(self._one_of(key, bound[start : start + CHUNK])))
 
 
 def _as_stored(table: sa.Table, dialect: str) -> sa.Table:

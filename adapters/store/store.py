@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 
-from adapters.sqlengine import make_engine
+from adapters.sqlengine import make_engine, one_of
 from adapters.store import migrate
 from adapters.store.locks import AdvisoryLocks, FileLocks, Locks
 from adapters.store.tables import coupling as T_COUPLING
@@ -33,6 +34,24 @@ class StoreError(Exception):
 
 class AlreadyCoupled(StoreError):
     """A record is coupled already (a unique constraint of the coupling table said so)."""
+
+
+_UNNEST_UPDATE = sa.text(
+    """
+    UPDATE tandem_coupling AS t SET
+      a_key = v.a_key, b_key = v.b_key, base = v.base::json, versions = v.versions::json,
+      status = v.status, failures = v.failures, skipped = v.skipped, last_error = v.last_error,
+      last_job_id = :job, updated_at = :moment,
+      synced_at = CASE WHEN v.synced THEN :moment ELSE t.synced_at END
+    FROM unnest(
+      CAST(:ids AS bigint[]), CAST(:a_keys AS varchar[]), CAST(:b_keys AS varchar[]),
+      CAST(:bases AS text[]), CAST(:versions AS text[]), CAST(:statuses AS varchar[]),
+      CAST(:failures AS integer[]), CAST(:skipped AS boolean[]), CAST(:errors AS text[]),
+      CAST(:synced AS boolean[])
+    ) AS v(id, a_key, b_key, base, versions, status, failures, skipped, last_error, synced)
+    WHERE t.id = v.id
+    """
+)
 
 
 def now() -> dt.datetime:
@@ -138,6 +157,9 @@ class Store:
 
     # --- couplings ------------------------------------------------------------------------------
 
+    def _one_of(self, column: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+        return one_of(column, values, self.engine.dialect.name)
+
     @staticmethod
     def _side_column(mapping: TableMapping, system: str) -> sa.Column[Any]:
         return T_COUPLING.c.a_key if system == mapping.systems[0] else T_COUPLING.c.b_key
@@ -164,8 +186,9 @@ class Store:
         found: dict[str, Coupling] = {}
         with self.engine.connect() as connection:
             for start in range(0, len(wanted), CHUNK):
+                chunk = wanted[start : start + CHUNK]
                 query = sa.select(T_COUPLING).where(
-                    T_COUPLING.c.mapping == mapping.name, column.in_(wanted[start : start + CHUNK])
+                    T_COUPLING.c.mapping == mapping.name, self._one_of(column, chunk)
                 )
                 for row in connection.execute(query):
                     coupling = self._coupling(mapping, row)
@@ -259,6 +282,57 @@ class Store:
         row["synced_at"] = moment if coupling.status is CouplingStatus.SYNCED else None
         return row
 
+    def _update_many(
+        self,
+        connection: sa.Connection,
+        mapping: TableMapping,
+        couplings: list[Coupling],
+        moment: dt.datetime,
+        job_id: int | None,
+    ) -> None:
+        rows = [self._row(mapping, c, moment, job_id) for c in couplings]
+        names = sorted(rows[0])
+        assignments: dict[sa.Column[Any], sa.ColumnElement[Any]] = {
+            T_COUPLING.c[n]: sa.bindparam(f"v_{n}") for n in names
+        }
+        # a failed sync keeps the time of the last successful one
+        assignments[T_COUPLING.c.synced_at] = sa.func.coalesce(
+            sa.bindparam("v_synced_at"), T_COUPLING.c.synced_at
+        )
+        statement = sa.update(T_COUPLING).where(T_COUPLING.c.id == sa.bindparam("_id")).values(assignments)
+        params = [
+            {"_id": c.id, **{f"v_{n}": row[n] for n in names}} for c, row in zip(couplings, rows, strict=True)
+        ]
+        connection.execute(statement, params)
+
+    def _update_unnest(
+        self,
+        connection: sa.Connection,
+        mapping: TableMapping,
+        couplings: list[Coupling],
+        moment: dt.datetime,
+        job_id: int | None,
+    ) -> None:
+        """PostgreSQL: one UPDATE for the whole batch, its values passed as one array per column."""
+        first, second = mapping.systems
+        connection.execute(
+            _UNNEST_UPDATE,
+            {
+                "ids": [c.id for c in couplings],
+                "a_keys": [c.keys.get(first) for c in couplings],
+                "b_keys": [c.keys.get(second) for c in couplings],
+                "bases": [None if c.base is None else json.dumps(c.base) for c in couplings],
+                "versions": [json.dumps(c.versions) if c.versions else None for c in couplings],
+                "statuses": [c.status.value for c in couplings],
+                "failures": [c.failures for c in couplings],
+                "skipped": [c.skipped for c in couplings],
+                "errors": [c.last_error for c in couplings],
+                "synced": [c.status is CouplingStatus.SYNCED for c in couplings],
+                "job": job_id,
+                "moment": moment,
+            },
+        )
+
     def commit(self, mapping: TableMapping, batch: BatchWrite) -> None:
         """Writes a batch's couplings, errors and counts in one transaction."""
         moment = now()
@@ -281,23 +355,10 @@ class Store:
                     .values(state="resolved", resolved_at=moment, updated_at=moment)
                 )
         if batch.changed:
-            rows = [self._row(mapping, c, moment, batch.job_id) for c in batch.changed]
-            names = sorted(rows[0])
-            assignments: dict[sa.Column[Any], sa.ColumnElement[Any]] = {
-                T_COUPLING.c[n]: sa.bindparam(f"v_{n}") for n in names
-            }
-            # a failed sync keeps the time of the last successful one
-            assignments[T_COUPLING.c.synced_at] = sa.func.coalesce(
-                sa.bindparam("v_synced_at"), T_COUPLING.c.synced_at
-            )
-            statement = (
-                sa.update(T_COUPLING).where(T_COUPLING.c.id == sa.bindparam("_id")).values(assignments)
-            )
-            params = [
-                {"_id": c.id, **{f"v_{n}": row[n] for n in names}}
-                for c, row in zip(batch.changed, rows, strict=True)
-            ]
-            connection.execute(statement, params)
+            if connection.dialect.name == "postgresql":
+                self._update_unnest(connection, mapping, batch.changed, moment, batch.job_id)
+            else:
+                self._update_many(connection, mapping, batch.changed, moment, batch.job_id)
         if batch.inserted:
             rows = [
                 {**self._row(mapping, c, moment, batch.job_id), "created_at": moment} for c in batch.inserted
@@ -315,7 +376,7 @@ class Store:
                     .where(
                         T_ERROR.c.mapping == mapping.name,
                         T_ERROR.c.state == "open",
-                        T_ERROR.c.subject.in_(subjects),
+                        self._one_of(T_ERROR.c.subject, subjects),
                     )
                     .values(state="resolved", resolved_at=moment, updated_at=moment)
                 )
@@ -324,7 +385,10 @@ class Store:
         for start in range(0, len(batch.events_done), CHUNK):
             connection.execute(
                 sa.update(T_INBOX)
-                .where(T_INBOX.c.id.in_(batch.events_done[start : start + CHUNK]), T_INBOX.c.state != "done")
+                .where(
+                    self._one_of(T_INBOX.c.id, batch.events_done[start : start + CHUNK]),
+                    T_INBOX.c.state != "done",
+                )
                 .values(state="done", applied_at=moment, last_error=None)
             )
         if batch.job_id is not None and batch.counts.total:
@@ -342,7 +406,7 @@ class Store:
                 sa.select(T_ERROR.c.id, T_ERROR.c.subject).where(
                     T_ERROR.c.mapping == mapping.name,
                     T_ERROR.c.state == "open",
-                    T_ERROR.c.subject.in_(subjects),
+                    self._one_of(T_ERROR.c.subject, subjects),
                 )
             )
         }

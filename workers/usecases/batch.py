@@ -27,6 +27,7 @@ Events = Mapping[str, Sequence[int]]  # inbox row ids by record key: marked appl
 class BatchResult:
     counts: Counts = field(default_factory=Counts)
     plans: list[RecordPlan] = field(default_factory=list)
+    send_back: list[tuple[str, str]] = field(default_factory=list)  # (system, key) of sources to update
 
     def merge(self, other: BatchResult) -> None:
         self.counts.merge(other.counts)
@@ -88,13 +89,11 @@ def run_batch(
                 found = {k: couplings[k] for k in ready if k in couplings}
                 done = _locked(rt, mapping, system, ready, found, request, job_id, dry_run, events)
                 result.merge(done)
-                inserted = [p for p in done.plans if p.create_in and p.outcome is Outcome.INSERTED]
-                created = [_made_from(mapping, p) for p in inserted]
                 for source in mapping.systems:
-                    # what the new record got in its own system (its key, defaults) flows back now, to the
+                    # what a new record got in its own system (its key, defaults) flows back now, to the
                     # record it was made from (the survivor's key names the pair when the origin was restored)
-                    back = [k for s, k in created if s == source and k]
-                    if back and not dry_run and _flows_back(mapping, source):
+                    back = [k for s, k in done.send_back if s == source and k]
+                    if back and not dry_run:
                         again = rt.store.couplings(mapping, source, back)
                         _locked(rt, mapping, source, back, again, MERGE, job_id, False, None, count=False)
         todo = later
@@ -165,6 +164,11 @@ def _locked(
     rt.store.commit(mapping, batch)
     result.counts = batch.counts
     result.plans = plans
+    result.send_back = [
+        _made_from(mapping, p)
+        for p in plans
+        if p.create_in and p.outcome is Outcome.INSERTED and _sends_back(mapping, p, after)
+    ]
     return result
 
 
@@ -176,10 +180,18 @@ def _made_from(mapping: TableMapping, p: RecordPlan) -> tuple[str, str]:
     return source, (p.coupling.keys.get(source) if p.coupling is not None else None) or ""
 
 
-def _flows_back(mapping: TableMapping, system: str) -> bool:
-    """Whether any field flows from the other system into this one (so a created record sends values back)."""
-    other = mapping.other(system)
-    return any(f.flows(other, system) for f in mapping.active_fields())
+def _sends_back(mapping: TableMapping, p: RecordPlan, after: _After) -> bool:
+    """Whether a created record holds a value, in a field flowing back, that its source does not have yet."""
+    target = p.create_in
+    assert target is not None
+    record = after.reread.get(target, {}).get(after.created.get(p.origin_key, ""))
+    if record is None:
+        return False
+    source = mapping.other(target)
+    back = [
+        f.columns[target] for f in mapping.active_fields() if f.flows(target, source) and target in f.columns
+    ]
+    return any(c not in p.mirrored or not same(record.get(c), p.mirrored[c]) for c in back)
 
 
 def _may_create(mapping: TableMapping, pair: Pair, request: Request, parked: set[str]) -> bool:
