@@ -27,7 +27,7 @@ class Process:
         """Builds engines and connections here, in this process (never inherited across a fork)."""
         configuration = load_file(mapping_file, {"TANDEM_HOME": str(settings.home), **os.environ})
         runtime = build_runtime(settings, configuration)
-        return cls(settings, configuration, runtime, Inbox(runtime.store.engine))
+        return cls(settings, configuration, runtime, Inbox(runtime.store.engine, runtime.store.reader))
 
     def close(self) -> None:
         self.jobs.close(self.runtime)

@@ -18,7 +18,7 @@ from domain.mapping import MappingSet
 
 log = logging.getLogger(__name__)
 
-FLUSH_EVERY = 500  # messages
+FLUSH_EVERY = 500  # events
 FLUSH_AFTER_S = 0.02  # the longest a message waits in the buffer
 
 
@@ -42,6 +42,7 @@ class Router(ConsumerMixin):  # type: ignore[misc]
         self.after_flush = after_flush
         self.buffer: list[tuple[Any, Any]] = []
         self.first_at = 0.0
+        self.buffered = 0  # events in the buffer (a message may carry many)
         self.totals = Intake()
 
     def get_consumers(self, consumer: Any, channel: Any) -> list[Any]:
@@ -58,9 +59,15 @@ class Router(ConsumerMixin):  # type: ignore[misc]
     def on_message(self, body: Any, message: Any) -> None:
         if not self.buffer:
             self.first_at = time.monotonic()
+            self.buffered = 0
         self.buffer.append((body, message))
-        if len(self.buffer) >= FLUSH_EVERY:
+        self.buffered += len(body) if isinstance(body, list) else 1
+        if self.buffered >= FLUSH_EVERY:
             self.flush()
+
+    def serve(self) -> None:
+        """Consumes until `should_stop`; wakes every FLUSH_AFTER_S, so no message waits longer than that."""
+        self.run(safety_interval=FLUSH_AFTER_S)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         """kombu would ack and drop an undecodable message; it is parked with the reason instead."""

@@ -16,6 +16,7 @@ from types import FrameType
 import dramatiq
 
 from adapters.bus import Topology
+from config.errors import ConfigError
 from config.settings import Settings
 from workers.actors import Actors
 from workers.broker import build_broker
@@ -39,7 +40,9 @@ class WorkerOptions:
 class Service:
     """Everything one process runs; `stop()` ends it after the work in hand is finished."""
 
-    def __init__(self, settings: Settings, mapping_file: Path, threads: int) -> None:
+    def __init__(
+        self, settings: Settings, mapping_file: Path, threads: int, stopping: threading.Event | None = None
+    ) -> None:
         self.settings = settings
         self.process = Process.build(settings, mapping_file)
         self.broker = build_broker(settings, lambda: self.process.inbox)
@@ -47,7 +50,7 @@ class Service:
         sweep_after = dt.timedelta(seconds=settings.sweep_after_s)
         self.dispatcher = Dispatcher(self.process.inbox, self.actors, settings.batch_size, sweep_after)
         self.worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=100)
-        self.stopping = threading.Event()
+        self.stopping = stopping or threading.Event()
         self.router: Router | None = None
         self.threads: list[threading.Thread] = []
         self._dispatch_lock = threading.Lock()
@@ -69,7 +72,7 @@ class Service:
                 systems,
                 after_flush=self.dispatch,
             )
-            self._thread("router", self.router.run)
+            self._thread("router", self.router.serve)
         self._thread("dispatcher", self._loop)
 
     def _thread(self, name: str, target: Callable[[], object]) -> None:
@@ -115,22 +118,44 @@ class Service:
 def serve(
     settings: Settings, mapping_file: Path, threads: int, announce: Callable[[str], None] = print
 ) -> None:
-    """Runs one worker process until SIGTERM or SIGINT."""
-    service = Service(settings, mapping_file, threads)
+    """Runs one worker process until SIGTERM or SIGINT; waits for a store or broker that is not up yet."""
+    stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         del frame
         log.info("signal %d: stopping after the work in hand", signum)
-        service.stopping.set()
+        stopping.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    service.start()
+    service = _start(settings, mapping_file, threads, stopping)
+    if service is None:
+        return
     mode = "scaled" if settings.broker_url else "embedded"
     announce(f"tandem worker ready ({mode}, {threads} threads, namespace {settings.namespace})")
     sys.stdout.flush()
     service.stopping.wait()
     service.stop()
+
+
+def _start(settings: Settings, mapping_file: Path, threads: int, stopping: threading.Event) -> Service | None:
+    """Builds and starts the service, retrying with backoff while the store or the broker is unreachable.
+
+    A bad mapping file is not retried: ConfigError stops start-up with its message.
+    """
+    delay = 0.5
+    while not stopping.is_set():
+        try:
+            service = Service(settings, mapping_file, threads, stopping)
+            service.start()
+            return service
+        except ConfigError:
+            raise
+        except Exception as exc:  # the store or the broker is away: wait for it rather than exit
+            log.warning("cannot start yet (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
+            stopping.wait(delay)
+            delay = min(delay * 2, 10.0)
+    return None
 
 
 def _child(settings_json: str, mapping_file: str, threads: int) -> None:

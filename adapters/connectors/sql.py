@@ -31,11 +31,14 @@ class SqlConnector:
         self.name = name
         self.schema = schema
         self.engine = engine or make_engine(url)
+        # reads need no transaction: autocommit saves the BEGIN and ROLLBACK round trips of each one
+        self.reader = make_engine(url, isolation_level="AUTOCOMMIT") if engine is None else self.engine
         self._tables: dict[str, sa.Table] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self.engine.dispose()
+        self.reader.dispose()
 
     # --- tables ---------------------------------------------------------------------------------
 
@@ -80,7 +83,7 @@ class SqlConnector:
         _, select, key = self._select(side, columns)
         wanted = [k for k in (coerce_key(key, k) for k in dict.fromkeys(keys)) if k is not None]
         found: dict[str, Record] = {}
-        with _translated(self.name), self.engine.connect() as connection:
+        with _translated(self.name), self.reader.connect() as connection:
             for start in range(0, len(wanted), CHUNK):
                 rows = connection.execute(select.where(self._one_of(key, wanted[start : start + CHUNK])))
                 for row in rows.mappings():
@@ -108,7 +111,7 @@ class SqlConnector:
         last: Any = None
         while True:
             statement = select if last is None else select.where(key > last)
-            with _translated(self.name), self.engine.connect() as connection:
+            with _translated(self.name), self.reader.connect() as connection:
                 rows = list(connection.execute(statement).mappings())
             if not rows:
                 return
@@ -131,19 +134,19 @@ class SqlConnector:
             for name, values in group.items():
                 column = self._column(table, name)
                 if name in folded:
-                    parts.append(self._fold(column).in_([str(v).lower() for v in values]))
+                    parts.append(self._one_of(self._fold(column), [str(v).lower() for v in values]))
                 else:
                     bound = [
                         b
                         for b in (coerce_key(column, str(v)) if v is not None else None for v in values)
                         if b is not None
                     ]
-                    parts.append(self._exact(column).in_(bound))
+                    parts.append(self._one_of(self._exact(column), bound))
             if parts:
                 clauses.append(sa.and_(*parts))
         if not clauses:
             return []
-        with _translated(self.name), self.engine.connect() as connection:
+        with _translated(self.name), self.reader.connect() as connection:
             rows = connection.execute(select.where(sa.or_(*clauses)).order_by(key)).mappings()
             return [_canonical(row) for row in rows]
 
@@ -153,8 +156,9 @@ class SqlConnector:
     def _fold(self, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
         # SQLite's lower() only folds ASCII; the engine registers a Unicode-aware one (see sqlengine).
         if self.engine.dialect.name == "sqlite":
-            return sa.func.tandem_lower(column)
-        return sa.func.lower(column)
+            return sa.func.tandem_lower(column, type_=column.type)
+        # typed: `= ANY(:array)` (see one_of) needs the element type of the array it binds
+        return sa.func.lower(column, type_=column.type)
 
     def compile(self, table: sa.Table, where: Filter) -> sa.ColumnElement[bool]:
         """The filter as a SQL expression; every value travels as a bound parameter."""

@@ -11,12 +11,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from adapters.store.bulk import insert_rows
 from adapters.store.store import CHUNK, now
 from adapters.store.tables import inbox as T_INBOX
 from adapters.store.tables import invalid_event as T_INVALID
 from adapters.store.tables import watermark as T_WATERMARK
 
 RECEIVED, ENQUEUED, DONE, DEAD = "received", "enqueued", "done", "dead"
+UNIQUE = ("event_id", "mapping")  # an event id seen before, for the same mapping, is a duplicate
 MAX_PARKED_BODY = 64 * 1024
 
 
@@ -58,8 +60,9 @@ def _rows(result: Any) -> list[InboxRow]:
 class Inbox:
     """Inbox operations on the store's database; each call is its own short transaction."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, reader: Engine | None = None) -> None:
         self.engine = engine
+        self.reader = reader or engine
         self.postgres = engine.dialect.name == "postgresql"
 
     def accept(self, rows: Sequence[dict[str, Any]]) -> int:
@@ -71,14 +74,13 @@ class Inbox:
             return 0
         moment = now()
         values = [{"received_at": moment, "state": RECEIVED, "attempts": 0, **row} for row in rows]
-        insert = (postgresql.insert if self.postgres else sqlite.insert)(T_INBOX)
-        statement = insert.on_conflict_do_nothing(index_elements=["event_id", "mapping"]).returning(
-            T_INBOX.c.id
-        )
         accepted = 0
         with self.engine.begin() as connection:
             for start in range(0, len(values), CHUNK):
-                accepted += len(connection.execute(statement, values[start : start + CHUNK]).all())
+                chunk = values[start : start + CHUNK]
+                accepted += len(
+                    insert_rows(connection, T_INBOX, chunk, returning=T_INBOX.c.id, unique=UNIQUE)
+                )
         return accepted
 
     def claim(self, limit: int = 5000) -> list[InboxRow]:
@@ -147,12 +149,12 @@ class Inbox:
             query = query.where(T_INBOX.c.received_at < until)
         if mapping is not None:
             query = query.where(T_INBOX.c.mapping == mapping)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return _rows(connection.execute(query.order_by(T_INBOX.c.id).limit(limit)))
 
     def counts(self) -> dict[str, int]:
         query = sa.select(T_INBOX.c.state, sa.func.count()).group_by(T_INBOX.c.state)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return {state: int(n) for state, n in connection.execute(query)}
 
     # --- parked invalid events --------------------------------------------------------------------
@@ -182,7 +184,7 @@ class Inbox:
             query = query.where(T_INVALID.c.state == state)
         if ids is not None:
             query = query.where(T_INVALID.c.id.in_(list(ids)))
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return [InvalidRow(**row._asdict()) for row in connection.execute(query.order_by(T_INVALID.c.id))]
 
     def set_invalid_state(self, ids: Sequence[int], state: str) -> None:
@@ -195,7 +197,7 @@ class Inbox:
         query = sa.select(T_WATERMARK.c.value).where(
             T_WATERMARK.c.system == system, T_WATERMARK.c.table_name == table
         )
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return connection.execute(query).scalar_one_or_none()
 
     def set_watermark(self, system: str, table: str, value: Any) -> None:

@@ -29,7 +29,7 @@ class AdvisoryLocks:
     """PostgreSQL session advisory locks on a connection of their own, taken in ascending order."""
 
     def __init__(self, engine: Engine, timeout_s: float = 120) -> None:
-        self.engine = engine
+        self.engine = engine  # in autocommit mode: session locks need no transaction
         self.timeout_ms = int(timeout_s * 1000)
 
     @contextmanager
@@ -38,16 +38,16 @@ class AdvisoryLocks:
         if not ids:
             yield
             return
+        # session locks need no transaction: autocommit keeps it to one round trip to take, one to release
         with self.engine.connect() as connection:
             try:
-                connection.execute(sa.text(f"SET lock_timeout = {self.timeout_ms}"))
-                connection.execute(sa.text("SELECT tandem_lock_all(:ids)"), {"ids": ids})
-                connection.commit()
+                connection.execute(
+                    sa.text("SELECT set_config('lock_timeout', :ms, false), tandem_lock_all(:ids)"),
+                    {"ms": str(self.timeout_ms), "ids": ids},
+                )
                 yield
             finally:
-                connection.rollback()
                 connection.execute(sa.text("SELECT pg_advisory_unlock_all()"))
-                connection.commit()
 
 
 class FileLocks:

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from adapters.sqlengine import make_engine, one_of
 from adapters.store import migrate
+from adapters.store.bulk import insert_rows
 from adapters.store.locks import AdvisoryLocks, FileLocks, Locks
 from adapters.store.tables import coupling as T_COUPLING
 from adapters.store.tables import error as T_ERROR
@@ -49,7 +50,7 @@ _UNNEST_UPDATE = sa.text(
       CAST(:failures AS integer[]), CAST(:skipped AS boolean[]), CAST(:errors AS text[]),
       CAST(:synced AS boolean[])
     ) AS v(id, a_key, b_key, base, versions, status, failures, skipped, last_error, synced)
-    WHERE t.id = v.id
+    WHERE t.id = v.id AND t.id = ANY(CAST(:ids AS bigint[]))
     """
 )
 
@@ -138,9 +139,11 @@ class Store:
         if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine = engine or make_engine(url)
+        # reads need no transaction: autocommit saves the BEGIN and ROLLBACK round trips of each one
+        self.reader = make_engine(url, isolation_level="AUTOCOMMIT") if engine is None else self.engine
         self.locks: Locks
         if self.engine.dialect.name == "postgresql":
-            self.locks = AdvisoryLocks(self.engine)
+            self.locks = AdvisoryLocks(self.reader)
         elif self.engine.dialect.name == "sqlite":
             database = parsed.database
             path = Path(database + ".lock") if database and database != ":memory:" else None
@@ -154,6 +157,7 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        self.reader.dispose()
 
     # --- couplings ------------------------------------------------------------------------------
 
@@ -184,7 +188,7 @@ class Store:
         column = self._side_column(mapping, system)
         wanted = list(dict.fromkeys(keys))
         found: dict[str, Coupling] = {}
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             for start in range(0, len(wanted), CHUNK):
                 chunk = wanted[start : start + CHUNK]
                 query = sa.select(T_COUPLING).where(
@@ -198,7 +202,7 @@ class Store:
     def couplings_by_id(self, mapping: TableMapping, ids: Iterable[int]) -> dict[int, Coupling]:
         wanted = list(dict.fromkeys(ids))
         found: dict[int, Coupling] = {}
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             for start in range(0, len(wanted), CHUNK):
                 query = sa.select(T_COUPLING).where(
                     T_COUPLING.c.mapping == mapping.name, T_COUPLING.c.id.in_(wanted[start : start + CHUNK])
@@ -216,20 +220,29 @@ class Store:
         }
 
     def list_couplings(
-        self, mapping: TableMapping, *, status: str | None = None, limit: int | None = None, offset: int = 0
+        self,
+        mapping: TableMapping,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        after_id: int | None = None,
     ) -> list[Coupling]:
+        """Couplings in id order; page with `after_id` (stable while couplings come and go) or `offset`."""
         query = sa.select(T_COUPLING).where(T_COUPLING.c.mapping == mapping.name)
         if status is not None:
             query = query.where(T_COUPLING.c.status == status)
+        if after_id is not None:
+            query = query.where(T_COUPLING.c.id > after_id)
         query = query.order_by(T_COUPLING.c.id).offset(offset).limit(limit)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return [self._coupling(mapping, row) for row in connection.execute(query)]
 
     def count_couplings(self, mapping: str | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(T_COUPLING)
         if mapping is not None:
             query = query.where(T_COUPLING.c.mapping == mapping)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return int(connection.execute(query).scalar_one())
 
     def insert_pending(
@@ -255,10 +268,7 @@ class Store:
             return []
         try:
             with self.engine.begin() as connection:
-                result = connection.execute(
-                    sa.insert(T_COUPLING).returning(T_COUPLING.c.id, sort_by_parameter_order=True), rows
-                )
-                return list(result.scalars())
+                return insert_rows(connection, T_COUPLING, rows, returning=T_COUPLING.c.id)
         except sa_exc.IntegrityError as exc:
             raise AlreadyCoupled(f"a record of {mapping.name} is coupled already: {exc.orig}") from exc
 
@@ -363,10 +373,8 @@ class Store:
             rows = [
                 {**self._row(mapping, c, moment, batch.job_id), "created_at": moment} for c in batch.inserted
             ]
-            result = connection.execute(
-                sa.insert(T_COUPLING).returning(T_COUPLING.c.id, sort_by_parameter_order=True), rows
-            )
-            for coupling, new_id in zip(batch.inserted, result.scalars(), strict=True):
+            ids = insert_rows(connection, T_COUPLING, rows, returning=T_COUPLING.c.id)
+            for coupling, new_id in zip(batch.inserted, ids, strict=True):
                 coupling.id = new_id
         if batch.resolved:
             for start in range(0, len(batch.resolved), CHUNK):
@@ -478,7 +486,7 @@ class Store:
         if ids is not None:
             query = query.where(T_JOB.c.id.in_(list(ids)))
         query = query.order_by(T_JOB.c.id.desc()).limit(limit)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return [_job(row) for row in connection.execute(query)]
 
     # --- errors ---------------------------------------------------------------------------------
@@ -502,14 +510,14 @@ class Store:
         if subjects is not None:
             query = query.where(T_ERROR.c.subject.in_(list(subjects)))
         query = query.order_by(T_ERROR.c.id).limit(limit)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return [ErrorRow(**row._asdict()) for row in connection.execute(query)]
 
     def count_errors(self, mapping: str | None = None, state: str = "open") -> int:
         query = sa.select(sa.func.count()).select_from(T_ERROR).where(T_ERROR.c.state == state)
         if mapping is not None:
             query = query.where(T_ERROR.c.mapping == mapping)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             return int(connection.execute(query).scalar_one())
 
     def resolve_errors(self, ids: Sequence[int], state: str = "resolved") -> None:
