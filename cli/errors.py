@@ -13,6 +13,7 @@ from cli.app import App, BadUsage, Failure, handled, pass_app
 from cli.output import console, json_option, print_json, show_counts, table
 from domain.jobs import Counts
 from workers.usecases import fix
+from workers.usecases.deleted import find_deleted
 from workers.usecases.sync import SyncReport
 
 
@@ -37,7 +38,8 @@ class _ErrorsGroup(click.Group):
     tandem errors restore ID...          re-create a deleted record from its counterpart
     tandem errors delete-record ID...    delete the record whose counterpart was deleted
     tandem errors uncouple ID...         remove the coupling; the records stay
-    tandem errors dismiss ID...          close the error without doing anything""",
+    tandem errors dismiss ID...          close the error without doing anything
+    tandem errors find-deleted [MAPPING] find coupled records deleted on either side""",
 )
 def errors_group() -> None:
     """The errors' commands."""
@@ -178,3 +180,19 @@ def dismiss(
         print_json({"dismissed": closed})
     else:
         console.print(f"{closed} errors dismissed")
+
+
+@errors_group.command(
+    "find-deleted",
+    help="""Find coupled records deleted in either system (one-way mappings too) and apply each mapping's
+    deletion policy; with `fail` they are listed here for restore, delete-record or uncouple.""",
+)
+@click.argument("mapping_names", metavar="[MAPPING]...", nargs=-1)
+@json_option
+@pass_app
+@handled
+def find_deleted_command(app: App, mapping_names: tuple[str, ...], as_json: bool) -> None:
+    rt = app.runtime()
+    names = [rt.mappings[n].name for n in mapping_names] or None
+    reports = find_deleted(rt, names)
+    _finish(reports, as_json)

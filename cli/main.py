@@ -19,7 +19,7 @@ from cli.pipeline import (
     webhook_command,
     worker_command,
 )
-from cli.records import couple_command, sync_command, uncouple_command
+from cli.records import couple_command, fullsync_command, match_command, sync_command, uncouple_command
 from config.settings import Settings
 
 
@@ -60,6 +60,8 @@ for command in (
     couple_command,
     sync_command,
     uncouple_command,
+    match_command,
+    fullsync_command,
     errors_group,
     jobs_command,
     couplings_command,

@@ -8,10 +8,12 @@ import click
 
 from adapters.runtime import Runtime
 from cli.app import App, BadUsage, Failure, handled, pass_app
-from cli.output import Bar, console, json_option, plan_json, print_json, show_counts, show_plans
+from cli.output import Bar, console, json_option, plan_json, print_json, show_counts, show_plans, table
 from domain.mapping import TableMapping
 from domain.planner import Request
+from workers.usecases import fullsync
 from workers.usecases.couple import CouplingRefused, couple, create_and_couple
+from workers.usecases.match import match
 from workers.usecases.sync import SyncReport, recommend_for, sync
 from workers.usecases.uncouple import uncouple
 
@@ -230,3 +232,146 @@ def uncouple_command(
         show_counts(counts)
     if counts.skipped and not everything:
         console.print(f"{counts.skipped} of the ids were not coupled")
+
+
+@click.command(
+    "match",
+    help="""Match-based coupling: couple uncoupled records of MAPPING whose match fields agree.
+
+    The field mappings marked `match` are tried in priority groups (lowest first); text compares
+    without regard to case unless the field says otherwise; blank values never match. Exactly one
+    uncoupled candidate couples; none or several are reported, with the candidates. Works from either
+    side (--from, default: the mapping's first system). With --create-new the unmatched are created
+    and coupled; with --sync each new coupling is synchronized (from a system, or merge).""",
+)
+@click.argument("mapping_name", metavar="MAPPING")
+@click.option("--from", "source", metavar="SYSTEM", help="Match records of this system (default: the first).")
+@click.option(
+    "--ids", "ids", multiple=True, metavar="ID", help="Only these records (repeatable); default all in scope."
+)
+@click.option("--create-new", is_flag=True, help="Create and couple the records that match nothing.")
+@click.option(
+    "--sync", "then", metavar="SYSTEM|merge", help="Then sync each new coupling from SYSTEM (or merge)."
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be coupled and created; write nothing.")
+@json_option
+@pass_app
+@handled
+def match_command(
+    app: App,
+    mapping_name: str,
+    source: str | None,
+    ids: tuple[str, ...],
+    create_new: bool,
+    then: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    rt = app.runtime()
+    mapping = rt.mappings[mapping_name]
+    system = _system(mapping, source, "--from", app.configuration().systems)
+    if then is not None and then != "merge":
+        _system(mapping, then, "--sync")
+    if not mapping.match_fields:
+        raise BadUsage(f"mapping {mapping.name} has no match fields: mark field mappings with `match: true`")
+    with Bar(f"match {mapping.name}") as bar:
+        report = match(
+            rt,
+            mapping.name,
+            system,
+            list(ids) or None,
+            create_new=create_new,
+            then=then,
+            dry_run=dry_run,
+            progress=bar,
+        )
+    if as_json:
+        print_json(
+            {
+                "mapping": report.mapping,
+                "from": report.source,
+                "job": report.job_id,
+                "counts": report.counts.as_dict(),
+                "matched": [{system: s, mapping.other(system): t} for s, t in report.matched],
+                "unmatched": report.unmatched,
+                "ambiguous": [{"key": k, "candidates": why} for k, why in report.ambiguous],
+                "created": report.created,
+            }
+        )
+        return
+    if dry_run:
+        console.print("dry run: nothing was written")
+    for key, counterpart in report.matched[:50]:
+        console.print(f"  matched: {system} {key} ↔ {mapping.other(system)} {counterpart}")
+    for key, why in report.ambiguous[:50]:
+        console.print(f"[yellow]  not coupled:[/] {system} {key} — {why}", markup=True)
+    if report.unmatched:
+        shown = ", ".join(report.unmatched[:20]) + (" …" if len(report.unmatched) > 20 else "")
+        console.print(f"  no match ({len(report.unmatched)}): {shown}")
+    found = len(report.matched), len(report.ambiguous), len(report.unmatched), len(report.created)
+    console.print("{} matched, {} ambiguous, {} unmatched, {} created".format(*found))
+    show_counts(report.counts, report.job_id)
+
+
+@click.command(
+    "fullsync",
+    help="""Guided full synchronization of the MAPPINGs (default: all), in dependency order.
+
+    For each mapping Tandem recommends: full synchronization (records on one side only: create and
+    couple them), couple records (records on both sides: match first, then create the rest), or
+    nothing to do — and runs them in waves, each wave after the mappings it depends on. Every step
+    skips what is coupled already: after an interruption, run it again to resume.""",
+)
+@click.argument("mapping_names", metavar="[MAPPING]...", nargs=-1)
+@click.option(
+    "--dry-run", is_flag=True, help="Show the recommendations (and what would be written); write nothing."
+)
+@click.option("--yes", is_flag=True, help="Do not ask before running (for scripts).")
+@json_option
+@pass_app
+@handled
+def fullsync_command(
+    app: App, mapping_names: tuple[str, ...], dry_run: bool, yes: bool, as_json: bool
+) -> None:
+    rt = app.runtime()
+    names = [rt.mappings[n].name for n in mapping_names] or None
+    reviews = fullsync.review(rt, names)
+    if not as_json:
+        table(
+            "full synchronization review",
+            ["mapping", *rt.mappings.ordered()[0].systems, "recommendation", "why"],
+            (
+                [
+                    r.mapping,
+                    *(
+                        f"{r.records.get(s, 0)} ({r.uncoupled.get(s, 0)} uncoupled)"
+                        for s in rt.mappings[r.mapping].systems
+                    ),
+                    r.action,
+                    r.reason,
+                ]
+                for r in reviews
+            ),
+        )
+    if dry_run or all(r.action == fullsync.NOTHING for r in reviews):
+        if as_json:
+            print_json([r.__dict__ for r in reviews])
+        return
+    if not yes and not as_json and not click.confirm("run these recommendations?", default=True):
+        return
+    with Bar("full sync") as bar:
+        outcomes = fullsync.run(rt, names, progress=lambda label, done, total: bar(done, total))
+    if as_json:
+        print_json(
+            {
+                "review": [r.__dict__ for r in reviews],
+                "outcomes": [
+                    {"mapping": o.mapping, "action": o.action, "counts": o.counts.as_dict(), "jobs": o.jobs}
+                    for o in outcomes
+                ],
+            }
+        )
+        return
+    for outcome in outcomes:
+        jobs = ", ".join(map(str, outcome.jobs)) or "-"
+        console.print(f"{outcome.mapping}: {outcome.action}: {outcome.counts} (jobs {jobs})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -11,12 +10,11 @@ from adapters.runtime import Runtime
 from adapters.store.store import BatchWrite, ErrorReport, ErrorRow, subject_of, versions_of
 from domain.coupling import Coupling, CouplingStatus
 from domain.jobs import Counts
-from domain.lookups import LookupTable
 from domain.mapping import TableMapping
-from domain.matching import MatchResult, choose, match_groups, wanted
 from domain.plan import ErrorKind, Outcome, RecordPlan
 from domain.planner import MERGE, Pair, Request, plan
 from domain.values import Record, Value, as_key, same
+from workers.usecases.candidates import find_matches
 from workers.usecases.references import fetch_lookups
 
 MAX_ROUNDS = 5
@@ -137,7 +135,12 @@ def _locked(
     lookups = fetch_lookups(rt, mapping, read, None if request.source is None else {request.source})
     creating = [k for k, p in pairs.items() if _may_create(mapping, p, request, parked)]
     if creating and mapping.match_fields:
-        matches = _matches(rt, mapping, system, [pairs[k] for k in creating], lookups)
+        sources: dict[str, Record] = {}
+        for key in creating:
+            source = pairs[key].records.get(system)
+            if source is not None:
+                sources[key] = source
+        matches = find_matches(rt, mapping, system, sources, lookups)
         for key, match in matches.items():
             pairs[key] = Pair(system, key, None, pairs[key].records, match)
 
@@ -210,56 +213,6 @@ def _parked(
     if not subjects:
         return set()
     return {subjects[e.subject] for e in rt.store.errors(mapping.name, subjects=list(subjects)) if e.skipped}
-
-
-def _matches(
-    rt: Runtime, mapping: TableMapping, system: str, pairs: list[Pair], lookups: LookupTable
-) -> dict[str, MatchResult]:
-    """Finds candidates for all records in a few queries, then lets the domain choose per record."""
-    target = mapping.other(system)
-    side = mapping.side(target)
-    groups: list[dict[str, set[Value]]] = []
-    folded: set[str] = set()
-    wants: dict[str, list[dict[str, Value] | None]] = {}
-    for pair in pairs:
-        record = pair.records[system]
-        assert record is not None
-        wants[pair.origin_key] = []
-        for index, group in enumerate(match_groups(mapping)):
-            values = None
-            try:
-                values = wanted(mapping, group, system, record, lookups)
-            except Exception:
-                values = None
-            wants[pair.origin_key].append(values)
-            if values is None:
-                continue
-            while len(groups) <= index:
-                groups.append(defaultdict(set))
-            for column, value in values.items():
-                fmap = next(f for f in group if f.columns.get(target) == column)
-                fold = isinstance(value, str) and fmap.match is not None and not fmap.match.case_sensitive
-                if fold:
-                    folded.add(column)
-                groups[index][column].add(value.lower() if fold and isinstance(value, str) else value)
-    shaped = [{c: sorted(v, key=str) for c, v in g.items()} for g in groups if g]
-    hits = rt.connector(target).find(side, mapping.columns(target), shaped, folded) if shaped else []
-    candidates = [c for c in hits if side.filter.matches(c)]  # a counterpart must be in scope too
-    candidate_keys = [str(c[side.key]) for c in candidates]
-    coupled = set(rt.store.couplings(mapping, target, candidate_keys))
-    claimed: set[str] = set()
-    found: dict[str, MatchResult] = {}
-    for pair in pairs:
-        record = pair.records[system]
-        assert record is not None
-        try:
-            match = choose(mapping, system, record, candidates, coupled | claimed, lookups)
-        except Exception:
-            continue
-        if match.key is not None:
-            claimed.add(match.key)
-        found[pair.origin_key] = match
-    return found
 
 
 @dataclass

@@ -76,6 +76,7 @@ def create_and_couple(
     trigger: str = "cli",
     dry_run: bool = False,
     progress: Progress | None = None,
+    job_id: int | None = None,
 ) -> SyncReport:
     """Creates the counterparts of these records in the other system and couples them.
 
@@ -95,6 +96,7 @@ def create_and_couple(
         kind="coupling",
         dry_run=dry_run,
         progress=progress,
+        job_id=job_id,
     )
     if coupled:
         report.counts.skipped += len(coupled)
