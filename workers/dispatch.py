@@ -12,6 +12,8 @@ from workers.actors import Actors
 
 log = logging.getLogger(__name__)
 
+HOLD_AT_MOST = dt.timedelta(milliseconds=100)
+
 
 class Dispatcher:
     def __init__(self, inbox: Inbox, actors: Actors, batch_size: int, sweep_after: dt.timedelta) -> None:
@@ -21,7 +23,18 @@ class Dispatcher:
         self.sweep_after = sweep_after
 
     def dispatch(self) -> int:
-        """Enqueues every received event; returns how many inbox rows went out."""
+        """Enqueues every received event; returns how many inbox rows went out.
+
+        While the workers are behind (many events in flight), received events wait a little, up to
+        HOLD_AT_MOST, so that they go out together: a batch's fixed cost is then spread over more keys,
+        and the pipeline catches up instead of queueing ever more small batches.
+        """
+        in_flight, oldest = self.inbox.backlog()
+        if oldest is None:
+            return 0
+        waited = dt.datetime.now(dt.UTC) - (oldest if oldest.tzinfo else oldest.replace(tzinfo=dt.UTC))
+        if in_flight >= self.batch_size // 2 and waited < HOLD_AT_MOST:
+            return 0
         total = 0
         while rows := self.inbox.claim():
             self.send(rows)

@@ -27,7 +27,7 @@ from workers.router import Router
 log = logging.getLogger(__name__)
 
 POLL_EMBEDDED_S = 0.05  # embedded producers write straight into the inbox: look often
-POLL_SCALED_S = 0.5  # the router dispatches after every flush; this is the backstop
+POLL_SCALED_S = 0.1  # the router dispatches after every flush; this also ends a hold (see Dispatcher)
 SWEEP_EVERY_S = 30.0
 
 

@@ -152,6 +152,16 @@ class Inbox:
         with self.reader.connect() as connection:
             return _rows(connection.execute(query.order_by(T_INBOX.c.id).limit(limit)))
 
+    def backlog(self) -> tuple[int, dt.datetime | None]:
+        """How many events are enqueued and not applied, and when the oldest received one arrived."""
+        query = sa.select(
+            sa.func.count().filter(T_INBOX.c.state == ENQUEUED),
+            sa.func.min(T_INBOX.c.received_at).filter(T_INBOX.c.state == RECEIVED),
+        ).where(T_INBOX.c.state.in_([RECEIVED, ENQUEUED]))
+        with self.reader.connect() as connection:
+            in_flight, oldest = connection.execute(query).one()
+        return int(in_flight), oldest
+
     def counts(self) -> dict[str, int]:
         query = sa.select(T_INBOX.c.state, sa.func.count()).group_by(T_INBOX.c.state)
         with self.reader.connect() as connection:
