@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     sweep_after_s: float = Field(
         default=600, gt=0, description="re-enqueue inbox events not applied after this"
     )
+    keep_events_days: float = Field(default=7, gt=0, description="how long applied events stay in the inbox")
 
     @property
     def store_url(self) -> str:

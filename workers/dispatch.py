@@ -16,11 +16,19 @@ HOLD_AT_MOST = dt.timedelta(milliseconds=100)
 
 
 class Dispatcher:
-    def __init__(self, inbox: Inbox, actors: Actors, batch_size: int, sweep_after: dt.timedelta) -> None:
+    def __init__(
+        self,
+        inbox: Inbox,
+        actors: Actors,
+        batch_size: int,
+        sweep_after: dt.timedelta,
+        keep: dt.timedelta = dt.timedelta(days=7),
+    ) -> None:
         self.inbox = inbox
         self.actors = actors
         self.batch_size = batch_size
         self.sweep_after = sweep_after
+        self.keep = keep
 
     def dispatch(self) -> int:
         """Enqueues every received event; returns how many inbox rows went out.
@@ -42,7 +50,12 @@ class Dispatcher:
         return total
 
     def sweep(self) -> int:
-        """Re-enqueues events enqueued long ago and still not applied (their message was lost)."""
+        """Re-enqueues events enqueued long ago and still not applied (their message was lost).
+
+        It also drops applied events older than the retention: duplicates of those are no longer
+        recognised by id, and harmless anyway, since a worker re-reads both systems.
+        """
+        self.inbox.purge(self.keep)
         rows = self.inbox.reclaim_stale(self.sweep_after)
         if rows:
             log.warning("re-enqueuing %d events not applied within %s", len(rows), self.sweep_after)

@@ -48,7 +48,8 @@ class Service:
         self.broker = build_broker(settings, lambda: self.process.inbox)
         self.actors = Actors(self.broker, settings, lambda: self.process)
         sweep_after = dt.timedelta(seconds=settings.sweep_after_s)
-        self.dispatcher = Dispatcher(self.process.inbox, self.actors, settings.batch_size, sweep_after)
+        keep = dt.timedelta(days=settings.keep_events_days)
+        self.dispatcher = Dispatcher(self.process.inbox, self.actors, settings.batch_size, sweep_after, keep)
         self.worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=100)
         self.stopping = stopping or threading.Event()
         self.router: Router | None = None

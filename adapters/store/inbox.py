@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from adapters.store.bulk import insert_rows
+from adapters.store.statistics import Statistics
 from adapters.store.store import CHUNK, now
 from adapters.store.tables import inbox as T_INBOX
 from adapters.store.tables import invalid_event as T_INVALID
@@ -63,6 +64,7 @@ class Inbox:
     def __init__(self, engine: Engine, reader: Engine | None = None) -> None:
         self.engine = engine
         self.reader = reader or engine
+        self.statistics = Statistics(reader) if reader is not None else None
         self.postgres = engine.dialect.name == "postgresql"
 
     def accept(self, rows: Sequence[dict[str, Any]]) -> int:
@@ -116,6 +118,20 @@ class Inbox:
         )
         with self.engine.begin() as connection:
             return sorted(_rows(connection.execute(statement)), key=lambda r: r.id)
+
+    def purge(self, older_than: dt.timedelta, limit: int = 10_000) -> int:
+        """Deletes applied events older than `older_than` (the inbox keeps them to dedupe and replay)."""
+        cutoff = now() - older_than
+        inner = (
+            sa.select(T_INBOX.c.id)
+            .where(T_INBOX.c.state == DONE, T_INBOX.c.applied_at < cutoff)
+            .order_by(T_INBOX.c.id)
+            .limit(limit)
+        )
+        with self.engine.begin() as connection:
+            return connection.execute(
+                sa.delete(T_INBOX).where(T_INBOX.c.id.in_(inner.scalar_subquery()))
+            ).rowcount
 
     def set_state(self, ids: Sequence[int], state: str, error: str | None = None) -> None:
         values: dict[str, Any] = {"state": state, "last_error": error}

@@ -17,6 +17,7 @@ from adapters.sqlengine import make_engine, one_of
 from adapters.store import migrate
 from adapters.store.bulk import insert_rows
 from adapters.store.locks import AdvisoryLocks, FileLocks, Locks
+from adapters.store.statistics import Statistics
 from adapters.store.tables import coupling as T_COUPLING
 from adapters.store.tables import error as T_ERROR
 from adapters.store.tables import inbox as T_INBOX
@@ -141,6 +142,7 @@ class Store:
         self.engine = engine or make_engine(url)
         # reads need no transaction: autocommit saves the BEGIN and ROLLBACK round trips of each one
         self.reader = make_engine(url, isolation_level="AUTOCOMMIT") if engine is None else self.engine
+        self.statistics = Statistics(self.reader)
         self.locks: Locks
         if self.engine.dialect.name == "postgresql":
             self.locks = AdvisoryLocks(self.reader)
@@ -268,9 +270,11 @@ class Store:
             return []
         try:
             with self.engine.begin() as connection:
-                return insert_rows(connection, T_COUPLING, rows, returning=T_COUPLING.c.id)
+                ids = insert_rows(connection, T_COUPLING, rows, returning=T_COUPLING.c.id)
         except sa_exc.IntegrityError as exc:
             raise AlreadyCoupled(f"a record of {mapping.name} is coupled already: {exc.orig}") from exc
+        self.statistics.added("tandem_coupling", len(ids))
+        return ids
 
     def _row(
         self, mapping: TableMapping, coupling: Coupling, moment: dt.datetime, job_id: int | None
@@ -351,6 +355,7 @@ class Store:
                 self._write(connection, mapping, batch, moment)
         except sa_exc.IntegrityError as exc:
             raise AlreadyCoupled(f"a record of {mapping.name} is coupled already: {exc.orig}") from exc
+        self.statistics.added("tandem_coupling", len(batch.inserted))
 
     def _write(
         self, connection: sa.Connection, mapping: TableMapping, batch: BatchWrite, moment: dt.datetime
