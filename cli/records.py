@@ -253,7 +253,11 @@ def uncouple_command(
 @click.option(
     "--sync", "then", metavar="SYSTEM|merge", help="Then sync each new coupling from SYSTEM (or merge)."
 )
-@click.option("--dry-run", is_flag=True, help="Show what would be coupled and created; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would be coupled, created and synced (before → after); write nothing.",
+)
 @json_option
 @pass_app
 @handled
@@ -296,21 +300,25 @@ def match_command(
                 "unmatched": report.unmatched,
                 "ambiguous": [{"key": k, "candidates": why} for k, why in report.ambiguous],
                 "created": report.created,
+                "records": [plan_json(p) for p in report.plans],
             }
         )
-        return
-    if dry_run:
-        console.print("dry run: nothing was written")
-    for key, counterpart in report.matched[:50]:
-        console.print(f"  matched: {system} {key} ↔ {mapping.other(system)} {counterpart}")
-    for key, why in report.ambiguous[:50]:
-        console.print(f"[yellow]  not coupled:[/] {system} {key} — {why}", markup=True)
-    if report.unmatched:
-        shown = ", ".join(report.unmatched[:20]) + (" …" if len(report.unmatched) > 20 else "")
-        console.print(f"  no match ({len(report.unmatched)}): {shown}")
-    found = len(report.matched), len(report.ambiguous), len(report.unmatched), len(report.created)
-    console.print("{} matched, {} ambiguous, {} unmatched, {} created".format(*found))
-    show_counts(report.counts, report.job_id)
+    else:
+        if dry_run:
+            console.print("dry run: nothing was written")
+        for key, counterpart in report.matched[:50]:
+            console.print(f"  matched: {system} {key} ↔ {mapping.other(system)} {counterpart}")
+        for key, why in report.ambiguous[:50]:
+            console.print(f"[yellow]  not coupled:[/] {system} {key} — {why}", markup=True)
+        if report.unmatched:
+            shown = ", ".join(report.unmatched[:20]) + (" …" if len(report.unmatched) > 20 else "")
+            console.print(f"  no match ({len(report.unmatched)}): {shown}")
+        show_plans(report.plans, diffs=dry_run)  # the creates and syncs: what failed, what changes
+        found = len(report.matched), len(report.ambiguous), len(report.unmatched), len(report.created)
+        console.print("{} matched, {} ambiguous, {} unmatched, {} created".format(*found))
+        show_counts(report.counts, report.job_id)
+    if report.counts.failed:
+        raise SystemExit(1)
 
 
 @click.command(
@@ -353,25 +361,37 @@ def fullsync_command(
                 for r in reviews
             ),
         )
-    if dry_run or all(r.action == fullsync.NOTHING for r in reviews):
-        if as_json:
-            print_json([r.__dict__ for r in reviews])
-        return
-    if not yes and not as_json and not click.confirm("run these recommendations?", default=True):
-        return
-    with Bar("full sync") as bar:
-        outcomes = fullsync.run(rt, names, progress=lambda label, done, total: bar(done, total))
+    outcomes: list[fullsync.Outcome] = []
+    if all(r.action == fullsync.NOTHING for r in reviews):
+        pass
+    elif dry_run or yes or click.confirm("run these recommendations?", default=True, err=as_json):
+        # with --json the question goes to stderr; a script that cannot answer it passes --yes
+        with Bar("full sync") as bar:
+            outcomes = fullsync.run(
+                rt, names, dry_run=dry_run, progress=lambda label, done, total: bar(done, total)
+            )
     if as_json:
         print_json(
             {
                 "review": [r.__dict__ for r in reviews],
                 "outcomes": [
-                    {"mapping": o.mapping, "action": o.action, "counts": o.counts.as_dict(), "jobs": o.jobs}
+                    {
+                        "mapping": o.mapping,
+                        "action": o.action,
+                        "counts": o.counts.as_dict(),
+                        "jobs": o.jobs,
+                        "records": [plan_json(p) for p in o.plans],
+                    }
                     for o in outcomes
                 ],
             }
         )
-        return
-    for outcome in outcomes:
-        jobs = ", ".join(map(str, outcome.jobs)) or "-"
-        console.print(f"{outcome.mapping}: {outcome.action}: {outcome.counts} (jobs {jobs})")
+    else:
+        if dry_run and outcomes:
+            console.print("dry run: nothing was written")
+        for outcome in outcomes:
+            show_plans(outcome.plans, diffs=dry_run)
+            jobs = ", ".join(map(str, outcome.jobs)) or "-"
+            console.print(f"{outcome.mapping}: {outcome.action}: {outcome.counts} (jobs {jobs})")
+    if any(o.counts.failed for o in outcomes):
+        raise SystemExit(1)

@@ -144,11 +144,32 @@ def mapping_yaml(
     skip_after: int = 2,
     match: bool = False,
     if_uncoupled: str = "error",
+    match_fields: Mapping[str, bool | Mapping[str, Any]] | None = None,
+    salespeople_match: bool = False,
 ) -> str:
-    """The mapping file's text: SALESPEOPLE (salesperson ↔ systemuser) and CUSTOMER (customer ↔ account)."""
-    name_field: dict[str, Any] = {"erp": "name", "crm": "name"}
-    if match:
-        name_field["match"] = True
+    """The mapping file's text: SALESPEOPLE (salesperson ↔ systemuser) and CUSTOMER (customer ↔ account).
+
+    `match` makes CUSTOMER's name a match field; `match_fields` instead gives CUSTOMER's match settings
+    by ERP column (`{"phone": {"priority": 1}, "name": {"priority": 2, "case_sensitive": True}}`), as
+    the mapping file's `match` takes them; `salespeople_match` makes SALESPEOPLE's name a match field.
+    """
+    settings: dict[str, bool | Mapping[str, Any]] = {"name": True} if match else {}
+    if match_fields is not None:
+        settings = dict(match_fields)
+    unknown = set(settings) - {"name", "phone", "city", "credit"}
+    if unknown:
+        raise ValueError(f"match_fields: no CUSTOMER field with the ERP column {sorted(unknown)}")
+
+    def matched(fmap: dict[str, Any]) -> dict[str, Any]:
+        rule = settings.get(fmap["erp"])
+        if rule is not None and rule is not False:
+            fmap["match"] = rule if rule is True else dict(rule)
+        return fmap
+
+    name_field = matched({"erp": "name", "crm": "name"})
+    salesperson_field: dict[str, Any] = {"erp": "name", "crm": "fullname"}
+    if salespeople_match:
+        salesperson_field["match"] = True
     data = {
         "version": 1,
         "systems": {"erp": {"connector": "sql", "url": erp_url}, "crm": {"connector": "sql", "url": crm_url}},
@@ -162,7 +183,7 @@ def mapping_yaml(
                     "new_keys": "uuid",
                 },
                 "direction": "both",
-                "fields": [{"erp": "name", "crm": "fullname"}],
+                "fields": [salesperson_field],
             },
             "CUSTOMER": {
                 "erp": {
@@ -192,9 +213,9 @@ def mapping_yaml(
                         if direction != "crm->erp"
                         else []
                     ),
-                    {"erp": "phone", "crm": "telephone"},
-                    {"erp": "city", "crm": "city"},
-                    {"erp": "credit", "crm": "creditlimit"},
+                    matched({"erp": "phone", "crm": "telephone"}),
+                    matched({"erp": "city", "crm": "city"}),
+                    matched({"erp": "credit", "crm": "creditlimit"}),
                     {
                         "erp": "salesperson",
                         "crm": "ownerid",

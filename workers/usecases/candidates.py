@@ -9,12 +9,17 @@ from adapters.runtime import Runtime
 from domain.errors import DomainError
 from domain.lookups import Lookups
 from domain.mapping import TableMapping
-from domain.matching import MatchResult, choose, match_groups, wanted
+from domain.matching import MatchResult, choose, fold, match_groups, wanted
 from domain.values import Record, Value
 
 
 def find_matches(
-    rt: Runtime, mapping: TableMapping, system: str, records: Mapping[str, Record], lookups: Lookups
+    rt: Runtime,
+    mapping: TableMapping,
+    system: str,
+    records: Mapping[str, Record],
+    lookups: Lookups,
+    pool: CandidatePool | None = None,
 ) -> dict[str, MatchResult]:
     """The match of each record of `system` (by key) among the other side's records in scope.
 
@@ -43,17 +48,105 @@ def find_matches(
                     folded.add(column)
                 groups[index][column].add(value.lower() if fold and isinstance(value, str) else value)
     shaped = [{c: sorted(v, key=str) for c, v in g.items()} for g in groups if g]
-    hits = rt.connector(target).find(side, mapping.columns(target), shaped, folded) if shaped else []
+    if pool is not None:
+        hits = pool.find(shaped, folded)
+    else:
+        hits = rt.connector(target).find(side, mapping.columns(target), shaped, folded) if shaped else []
     candidates = [c for c in hits if side.filter.matches(c)]  # a counterpart must be in scope too
     coupled = set(rt.store.couplings(mapping, target, [str(c[side.key]) for c in candidates]))
     claimed: set[str] = set()
     found: dict[str, MatchResult] = {}
+    by_group = _index(mapping, system, candidates)
     for key, record in records.items():
         try:
-            match = choose(mapping, system, record, candidates, coupled | claimed, lookups)
+            near = _near(mapping, system, record, lookups, candidates, by_group)
+            match = choose(mapping, system, record, near, coupled | claimed, lookups)
         except DomainError:
             continue
         if match.key is not None:
             claimed.add(match.key)
         found[key] = match
     return found
+
+
+Index = list[dict[tuple[Value, ...], list[int]]]
+
+
+def _index(mapping: TableMapping, system: str, candidates: list[Record]) -> Index:
+    """Per priority group, the candidates' positions by their values of the group, folded as choose() does.
+
+    choose() compares a record with every candidate it is given; giving it only the candidates that agree
+    with the record in some group keeps a batch linear instead of records × candidates.
+    """
+    target = mapping.other(system)
+    index: Index = []
+    for group in match_groups(mapping):
+        fields = [f for f in group if system in f.columns and target in f.columns]
+        positions: dict[tuple[Value, ...], list[int]] = defaultdict(list)
+        for position, candidate in enumerate(candidates):
+            positions[tuple(fold(f, candidate.get(f.columns[target])) for f in fields)].append(position)
+        index.append(positions)
+    return index
+
+
+def _near(
+    mapping: TableMapping,
+    system: str,
+    record: Record,
+    lookups: Lookups,
+    candidates: list[Record],
+    index: Index,
+) -> list[Record]:
+    """The candidates that agree with the record in at least one group, in their original order."""
+    target = mapping.other(system)
+    near: set[int] = set()
+    for group, positions in zip(match_groups(mapping), index, strict=True):
+        values = wanted(mapping, group, system, record, lookups)
+        if values is None:
+            continue
+        fields = [f for f in group if system in f.columns and target in f.columns]
+        near.update(positions.get(tuple(fold(f, values[f.columns[target]]) for f in fields), ()))
+    return [candidates[i] for i in sorted(near)]
+
+
+class CandidatePool:
+    """Every in-scope record of the target side, read once and indexed by match column, for a whole run.
+
+    A long match run (every record of one side against every record of the other) then costs one scan of
+    the target instead of one query per batch, each of which would compare a column against thousands
+    of values without an index the target system may not have.
+    """
+
+    def __init__(self, rt: Runtime, mapping: TableMapping, target: str) -> None:
+        side = mapping.side(target)
+        columns = {f.columns[target] for f in mapping.match_fields if target in f.columns}
+        self.key = side.key
+        self.index: dict[tuple[str, bool], dict[Value, list[Record]]] = defaultdict(lambda: defaultdict(list))
+        self.position: dict[str, int] = {}
+        for page in rt.connector(target).query(side, mapping.columns(target), side.filter):
+            for record in page:
+                self.position[str(record[side.key])] = len(self.position)
+                for column in columns:
+                    value = record.get(column)
+                    if value is None:
+                        continue
+                    self.index[(column, False)][value].append(record)
+                    if isinstance(value, str):
+                        self.index[(column, True)][value.casefold()].append(record)
+
+    def find(self, groups: list[dict[str, list[Value]]], folded: set[str]) -> list[Record]:
+        """What the connector's find() would return: records matching every column of any one group."""
+        found: dict[str, Record] = {}
+        for group in groups:
+            sets = []
+            for column, values in group.items():
+                fold = column in folded
+                index = self.index[(column, fold)]
+                # casefold as choose() does: wider than the lower() a query can use (ß, ﬁ, …)
+                wanted = [v.casefold() if fold and isinstance(v, str) else v for v in values]
+                hits = {str(r[self.key]): r for v in wanted for r in index.get(v, ())}
+                sets.append(hits)
+            if not sets:
+                continue
+            found.update({k: r for k, r in sets[0].items() if all(k in h for h in sets[1:])})
+        return sorted(found.values(), key=lambda r: self.position[str(r[self.key])])  # the scan's order

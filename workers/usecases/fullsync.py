@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from adapters.runtime import Runtime
 from domain.jobs import Counts
 from domain.mapping import TableMapping
+from domain.plan import RecordPlan
 from workers.usecases.batch import is_coupled
 from workers.usecases.couple import create_and_couple
 from workers.usecases.match import match
@@ -36,6 +37,7 @@ class Outcome:
     action: str
     counts: Counts = field(default_factory=Counts)
     jobs: list[int] = field(default_factory=list)
+    plans: list[RecordPlan] = field(default_factory=list)  # what was (on a dry run: would be) written
 
 
 Progress = Callable[[str, int, int], None]
@@ -98,6 +100,7 @@ def run(
 def _one(rt: Runtime, plan: Review, dry_run: bool, progress: Progress | None) -> Outcome:
     outcome = Outcome(plan.mapping, plan.action)
     mapping = rt.mappings[plan.mapping]
+    matched: set[str] = set()  # on a dry run: records an earlier step would have coupled already
     for what, system in plan.steps:
 
         def step_progress(done: int, total: int, what: str = what, system: str = system) -> None:
@@ -105,8 +108,21 @@ def _one(rt: Runtime, plan: Review, dry_run: bool, progress: Progress | None) ->
                 progress(f"{mapping.name}: {what} from {system}", done, total)
 
         if what == "match":
-            found = match(rt, mapping.name, system, create_new=True, dry_run=dry_run, progress=step_progress)
+            keys = [k for k in _uncoupled(rt, mapping, system)[1] if k not in matched] if matched else None
+            found = match(
+                rt,
+                mapping.name,
+                system,
+                keys,
+                create_new=True,
+                dry_run=dry_run,
+                progress=step_progress,
+                trigger="fullsync",
+            )
             outcome.counts.merge(found.counts)
+            outcome.plans.extend(found.plans)
+            if dry_run:
+                matched.update(target_key for _, target_key in found.matched)
             if found.job_id is not None:
                 outcome.jobs.append(found.job_id)
         else:
@@ -115,6 +131,7 @@ def _one(rt: Runtime, plan: Review, dry_run: bool, progress: Progress | None) ->
                 rt, mapping.name, system, free, trigger="fullsync", dry_run=dry_run, progress=step_progress
             )
             outcome.counts.merge(created.counts)
+            outcome.plans.extend(created.plans)
             if created.job_id is not None:
                 outcome.jobs.append(created.job_id)
     return outcome

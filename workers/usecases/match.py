@@ -10,10 +10,11 @@ from adapters.store.store import BatchWrite
 from domain.coupling import Coupling, CouplingStatus
 from domain.jobs import Counts
 from domain.mapping import TableMapping
-from domain.planner import Request
+from domain.plan import RecordPlan
+from domain.planner import Pair, Request, plan
 from domain.values import Record
 from workers.usecases.batch import is_coupled, mapping_lock
-from workers.usecases.candidates import find_matches
+from workers.usecases.candidates import CandidatePool, find_matches
 from workers.usecases.couple import create_and_couple
 from workers.usecases.references import fetch_lookups
 from workers.usecases.sync import Progress, sync
@@ -31,6 +32,7 @@ class MatchReport:
     unmatched: list[str] = field(default_factory=list)
     ambiguous: list[tuple[str, str]] = field(default_factory=list)  # (source key, why: the candidates)
     created: list[str] = field(default_factory=list)
+    plans: list[RecordPlan] = field(default_factory=list)  # the creates and syncs (planned, on a dry run)
 
 
 def _pages(
@@ -59,30 +61,44 @@ def match(
     then: str | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    trigger: str = "cli",
 ) -> MatchReport:
     """Couples each uncoupled record of `source` (all in its filter, or `keys`) to its one match.
 
     Exactly one uncoupled candidate couples; none or several are reported (with the candidates).
     With `create_new` the unmatched are created and coupled; with `then` ("merge" or a system)
-    each new coupling is synchronized. A job of kind coupling records the counts.
+    each new coupling is synchronized. A job of kind coupling records the counts. A dry run writes
+    nothing; its plans say what the creates and the syncs would write.
     """
     mapping = rt.mappings[mapping_name]
     target = mapping.other(source)
-    job_id = None if dry_run else rt.store.start_job(mapping.name, "coupling", f"match from {source}", "cli")
+    job_id = (
+        None if dry_run else rt.store.start_job(mapping.name, "coupling", f"match from {source}", trigger)
+    )
     report = MatchReport(mapping.name, source, job_id)
     done = 0
     try:
+        # more than a page of records: one scan of the target beats one lookup query per page
+        pool = CandidatePool(rt, mapping, target) if keys is None or len(keys) > PAGE else None
         for records in _pages(rt, mapping, source, keys):
-            _page(rt, mapping, source, target, records, report, create_new=create_new, dry_run=dry_run)
+            _page(rt, mapping, source, target, records, report, pool, create_new=create_new, dry_run=dry_run)
             done += len(records)
             if progress is not None:
                 progress(done, len(keys) if keys is not None else 0)
         if keys is not None:
             report.counts.skipped += len(set(keys)) - done  # ids that do not exist or are out of the filter
-        if then is not None and report.matched and not dry_run:
+        if then is not None and report.matched:
             request = Request() if then == "merge" else Request(source=then, force=True)
-            synced = sync(rt, mapping.name, source, [k for k, _ in report.matched], request, job_id=job_id)
-            report.counts.merge(synced.counts)
+            if dry_run:
+                planned = _planned(rt, mapping, source, report.matched, request)
+                for p in planned:
+                    report.counts.add(p.outcome)
+                report.plans.extend(planned)
+            else:
+                keys = [k for k, _ in report.matched]
+                synced = sync(rt, mapping.name, source, keys, request, job_id=job_id)
+                report.counts.merge(synced.counts)
+                report.plans.extend(synced.plans)
     except BaseException as exc:
         if job_id is not None:
             rt.store.finish_job(job_id, "failed", f"{type(exc).__name__}: {exc}")
@@ -100,6 +116,7 @@ def _page(
     target: str,
     records: dict[str, Record],
     report: MatchReport,
+    pool: CandidatePool | None,
     *,
     create_new: bool,
     dry_run: bool,
@@ -110,7 +127,7 @@ def _page(
     lookups = fetch_lookups(rt, mapping, {source: list(free.values())}, {source})
     unmatched: list[str] = []
     with rt.store.locks.hold([mapping_lock(mapping)]):
-        matches = find_matches(rt, mapping, source, free, lookups)
+        matches = find_matches(rt, mapping, source, free, lookups, pool)
         couplings = []
         for key in free:
             found = matches.get(key)
@@ -134,8 +151,30 @@ def _page(
         )
         report.counts.merge(created.counts)
         report.created.extend(p.origin_key for p in created.plans if p.outcome.value == "inserted")
+        report.plans.extend(created.plans)
     else:
         report.unmatched.extend(unmatched)
         report.counts.skipped += len(unmatched)
         if report.job_id is not None and unmatched and not dry_run:
             rt.store.commit(mapping, BatchWrite(report.job_id, Counts(skipped=len(unmatched))))
+
+
+def _planned(
+    rt: Runtime, mapping: TableMapping, source: str, matched: list[tuple[str, str]], request: Request
+) -> list[RecordPlan]:
+    """What syncing the matched pairs would write (a dry run: they are not coupled, so plan them as if)."""
+    target = mapping.other(source)
+    plans = []
+    for start in range(0, len(matched), PAGE):
+        chunk = matched[start : start + PAGE]
+        read = {
+            s: rt.connector(s).read(mapping.side(s), [pair[i] for pair in chunk], mapping.columns(s))
+            for i, s in enumerate((source, target))
+        }
+        sources = None if request.source is None else {request.source}
+        lookups = fetch_lookups(rt, mapping, {s: list(r.values()) for s, r in read.items()}, sources)
+        for key, other in chunk:
+            coupling = Coupling(mapping.name, {source: key, target: other}, status=CouplingStatus.COUPLED)
+            records = {source: read[source].get(key), target: read[target].get(other)}
+            plans.append(plan(mapping, Pair(source, key, coupling, records), request, lookups))
+    return plans
