@@ -14,7 +14,7 @@ from domain.mapping import TableMapping
 from domain.plan import ErrorKind, Outcome, RecordPlan
 from domain.planner import MERGE, Pair, Request, plan
 from domain.values import Record, Value, as_key, same
-from workers.usecases.candidates import find_matches
+from workers.usecases.candidates import CandidatePool, find_matches
 from workers.usecases.references import fetch_lookups
 
 MAX_ROUNDS = 5
@@ -55,8 +55,9 @@ def run_batch(
     *,
     dry_run: bool = False,
     events: Events | None = None,
+    pool: CandidatePool | None = None,
 ) -> BatchResult:
-    """Syncs records of `system` by key.
+    """Syncs records of `system` by key (a `pool` answers the match check before a create).
 
     Each round takes every lock it needs in one sorted acquisition (so two batches never deadlock):
     the pair lock of each coupled record, and the mapping's couple lock when any record is uncoupled.
@@ -85,7 +86,7 @@ def run_batch(
                 (ready if held else later).append(key)
             if ready:
                 found = {k: couplings[k] for k in ready if k in couplings}
-                done = _locked(rt, mapping, system, ready, found, request, job_id, dry_run, events)
+                done = _locked(rt, mapping, system, ready, found, request, job_id, dry_run, events, pool=pool)
                 result.merge(done)
                 for source in mapping.systems:
                     # what a new record got in its own system (its key, defaults) flows back now, to the
@@ -115,6 +116,7 @@ def _locked(
     events: Events | None,
     *,
     count: bool = True,
+    pool: CandidatePool | None = None,
 ) -> BatchResult:
     other = mapping.other(system)
     columns = {s: mapping.columns(s) for s in mapping.systems}
@@ -140,7 +142,7 @@ def _locked(
             source = pairs[key].records.get(system)
             if source is not None:
                 sources[key] = source
-        matches = find_matches(rt, mapping, system, sources, lookups)
+        matches = find_matches(rt, mapping, system, sources, lookups, pool)
         for key, match in matches.items():
             pairs[key] = Pair(system, key, None, pairs[key].records, match)
 

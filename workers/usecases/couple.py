@@ -11,6 +11,7 @@ from domain.jobs import Counts
 from domain.plan import Outcome, RecordPlan
 from domain.planner import Request
 from workers.usecases.batch import is_coupled, mapping_lock, pair_lock
+from workers.usecases.candidates import CandidatePool
 from workers.usecases.sync import Progress, SyncReport, sync
 
 
@@ -77,15 +78,20 @@ def create_and_couple(
     dry_run: bool = False,
     progress: Progress | None = None,
     job_id: int | None = None,
+    pool: CandidatePool | None = None,
 ) -> SyncReport:
     """Creates the counterparts of these records in the other system and couples them.
 
     Records coupled already count as skipped; the rest go through the same batch as any sync, so the
-    per-record lock and the pending coupling guard against creating a counterpart twice.
+    per-record lock and the pending coupling guard against creating a counterpart twice. A record
+    that has a match is coupled to it instead; with more than a batch to create, the other side is
+    read once (or `pool` is) rather than once per batch, which would grow with every record created.
     """
     mapping = rt.mappings[mapping_name]
     coupled = {k for k, c in rt.store.couplings(mapping, system, keys).items() if is_coupled(c)}
     fresh = [k for k in dict.fromkeys(keys) if k not in coupled]
+    if pool is None and mapping.match_fields and len(fresh) > rt.batch_size:
+        pool = CandidatePool(rt, mapping, mapping.other(system))
     report = sync(
         rt,
         mapping.name,
@@ -97,6 +103,7 @@ def create_and_couple(
         dry_run=dry_run,
         progress=progress,
         job_id=job_id,
+        pool=pool,
     )
     if coupled:
         report.counts.skipped += len(coupled)

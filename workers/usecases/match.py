@@ -147,7 +147,14 @@ def _page(
     report.counts.merge(counts)
     if create_new and unmatched:
         created = create_and_couple(
-            rt, mapping.name, source, unmatched, trigger="match", dry_run=dry_run, job_id=report.job_id
+            rt,
+            mapping.name,
+            source,
+            unmatched,
+            trigger="match",
+            dry_run=dry_run,
+            job_id=report.job_id,
+            pool=pool,
         )
         report.counts.merge(created.counts)
         report.created.extend(p.origin_key for p in created.plans if p.outcome.value == "inserted")

@@ -12,6 +12,7 @@ from domain.plan import RecordPlan
 from domain.planner import MERGE, Request
 from domain.recommend import Recommendation, recommend
 from workers.usecases.batch import Events, is_coupled, run_batch
+from workers.usecases.candidates import CandidatePool
 
 Progress = Callable[[int, int], None]
 
@@ -44,6 +45,7 @@ def sync(
     progress: Progress | None = None,
     job_id: int | None = None,
     events: Events | None = None,
+    pool: CandidatePool | None = None,
 ) -> SyncReport:
     """Syncs the records of `system` with these keys; one job records the counts (none on a dry run)."""
     mapping = rt.mappings[mapping_name]
@@ -56,7 +58,9 @@ def sync(
     try:
         for start in range(0, len(unique), rt.batch_size):
             chunk = unique[start : start + rt.batch_size]
-            done = run_batch(rt, mapping, system, chunk, request, job_id, dry_run=dry_run, events=events)
+            done = run_batch(
+                rt, mapping, system, chunk, request, job_id, dry_run=dry_run, events=events, pool=pool
+            )
             report.counts.merge(done.counts)
             report.plans.extend(done.plans)
             if progress is not None:
