@@ -1,4 +1,4 @@
-"""The benchmark: dramatiq's ceiling, a naive baseline, Tandem end to end, latency, full sync, ratios, memory.
+"""The benchmark: dramatiq's ceiling, a naive baseline, Tandem end to end, latency, full sync, match, memory.
 
     python -m benchmarks.run                 # RabbitMQ + PostgreSQL
     python -m benchmarks.run --redis         # Redis + PostgreSQL
@@ -45,8 +45,12 @@ from benchmarks.harness import (
 from config.mappings import load_text
 from config.settings import Settings
 from config.wiring import build_runtime
+from domain.planner import Request
 from producers.api import Publisher
 from workers.usecases.couple import create_and_couple
+from workers.usecases.match import match
+from workers.usecases.sync import sync
+from workers.usecases.uncouple import uncouple
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -61,7 +65,7 @@ mappings:
     crm: {{table: account, key: accountid, version: modifiedon, new_keys: uuid}}
     direction: both
     fields:
-      - {{erp: name, crm: name}}
+      - {{erp: name, crm: name, match: true}}
       - {{erp: "no", crm: accountnumber, direction: erp->crm}}
       - {{erp: phone, crm: telephone1}}
       - {{erp: city, crm: address1_city}}
@@ -214,6 +218,15 @@ def run(plan: Plan, use_redis: bool) -> dict[str, Any]:
         results["fullsync_rows_s"] = plan.records / (time.perf_counter() - started)
         assert report.counts.inserted == plan.records, report.counts
         results["raw_copy_rows_s"] = _raw_copy(urls, plan.records)
+
+        # (e) match-based coupling of the same N ↔ N, after uncoupling them; a sync then gives each pair
+        # its base again (untimed), so that (c) edits synchronized pairs
+        uncouple(rt, "CUSTOMER", everything=True)
+        started = time.perf_counter()
+        found = match(rt, "CUSTOMER", "erp", trigger="bench")
+        results["match_rows_s"] = plan.records / (time.perf_counter() - started)
+        assert len(found.matched) == plan.records, found.counts
+        sync(rt, "CUSTOMER", "erp", keys, Request(source="erp", force=True), trigger="bench")
         _analyze(urls)  # statistics, as autovacuum would have them on a database in use
 
         # (a) dramatiq's ceiling and (b) the naive baseline, same broker, processes and threads
@@ -346,6 +359,7 @@ def show(results: dict[str, Any]) -> None:
             "(e) full sync N↔N",
             f"{r['fullsync_rows_s']:,.0f} rows/s (raw batched copy {r['raw_copy_rows_s']:,.0f})",
         ),
+        ("(e) match N↔N", f"{r['match_rows_s']:,.0f} records/s"),
         ("ratios", ", ".join(f"{k} = {v:.2f}" for k, v in r["ratios"].items())),
         ("worker RSS MB: after (c), after (d), peak", " ".join(str(m) for m in memory)),
     ]
