@@ -1,33 +1,22 @@
-"""Shared fixtures: a fresh database per test on SQLite, PostgreSQL or MariaDB."""
+"""Shared fixtures: a fresh database per test on SQLite, PostgreSQL or MariaDB; worlds; the CLI runner."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from tests import services
+from tests.factories import BACKENDS, MakeWorld, World, build_world, databases, postgres_database
+from tests.runner import Tandem
 
 
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'db.sqlite'}"
-
-
-def _postgres_database() -> Iterator[str]:
-    services.need("PostgreSQL", services.POSTGRES, 5432)
-    name = services.unique("tandem")
-    admin = sa.create_engine(services.POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(services.POSTGRES).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _mariadb_database() -> Iterator[str]:
@@ -53,7 +42,8 @@ def _mariadb_database() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    yield from _postgres_database()
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -67,7 +57,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.sqlite'}"
     else:
-        yield from _postgres_database()
+        with postgres_database() as url:
+            yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres", "mariadb"])
@@ -76,6 +67,40 @@ def system_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'system.sqlite'}"
     elif request.param == "postgres":
-        yield from _postgres_database()
+        with postgres_database() as url:
+            yield url
     else:
         yield from _mariadb_database()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store and both systems on SQLite, then on PostgreSQL."""
+    return str(request.param)
+
+
+@pytest.fixture
+def urls(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    with databases(backend, tmp_path) as found:
+        yield found
+
+
+@pytest.fixture
+def make_world(urls: dict[str, str]) -> Iterator[MakeWorld]:
+    """Builds worlds on the test's databases (tables are created once; later worlds reuse them)."""
+    made: list[World] = []
+
+    def make(**options: Any) -> World:
+        world = build_world(urls, create=not made, **options)
+        made.append(world)
+        return world
+
+    yield make
+    for world in reversed(made):
+        world.close()
+
+
+@pytest.fixture
+def tandem(world: World, tmp_path: Path) -> Tandem:
+    """The command against the test's `world` (each test module says which world that is)."""
+    return Tandem(world, tmp_path / "home", world.write_config(tmp_path / "mappings.yaml"))

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -32,6 +33,9 @@ from domain.values import Record, canonical_record
 from tests import services
 
 Money = sa.Numeric(18, 2)
+
+# the backends a world runs on: SQLite, and PostgreSQL (marked, so `-m "not postgres"` leaves it out)
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 ERP = sa.MetaData()
 sa.Table(
@@ -357,3 +361,6 @@ def build_world(
     settings = Settings(database_url=urls["store"], batch_size=batch_size)
     rt = build_runtime(settings, configuration)
     return World(dict(urls), text, configuration, rt, engines)
+
+
+MakeWorld = Callable[..., World]  # build_world with options: a world on the test's databases

@@ -6,7 +6,6 @@ Exit codes (README): 0 done, 1 records failed or refused, 2 usage or configurati
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,46 +13,16 @@ from typing import Any
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from cli.main import cli
 from domain.jobs import Counts
 from tests.factories import World, build_world, databases, mapping_yaml
+from tests.runner import Tandem
 from workers.usecases.couple import create_and_couple
 from workers.usecases.sync import sync
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 COUNT_KEYS = set(Counts().as_dict())
-
-
-class Tandem:
-    """Runs `tandem --config FILE ...` against one world."""
-
-    def __init__(self, world: World, home: Path, config: Path) -> None:
-        self.world = world
-        self.home = home
-        self.config = config
-        self.env: dict[str, str | None] = {
-            "TANDEM_DATABASE_URL": world.urls["store"],
-            "TANDEM_HOME": str(home),
-            "TANDEM_CONFIG": None,
-            "TANDEM_BUS_URL": None,
-            "TANDEM_BROKER_URL": None,
-        }
-
-    def __call__(self, *args: str, config: Path | None = None, **env: str | None) -> Result:
-        arguments = ["--config", str(config or self.config), *args]
-        return CliRunner().invoke(cli, arguments, env={**self.env, **env}, catch_exceptions=False)
-
-    def json(self, *args: str, code: int = 0) -> Any:
-        result = self(*args, "--json")
-        assert result.exit_code == code, result.output
-        return json.loads(result.stdout)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
@@ -64,11 +33,6 @@ def world(backend: str, tmp_path: Path) -> Iterator[World]:
             yield made
         finally:
             made.close()
-
-
-@pytest.fixture
-def tandem(world: World, tmp_path: Path) -> Tandem:
-    return Tandem(world, tmp_path / "home", world.write_config(tmp_path / "mappings.yaml"))
 
 
 def pair(world: World, no: str = "C1", **values: Any) -> str:

@@ -7,57 +7,18 @@ or refused, 2 usage or configuration, 3 unreachable.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from cli.main import cli
 from domain.jobs import Counts
-from tests.factories import World, build_world, databases, mapping_yaml
+from tests.factories import World, build_world, mapping_yaml
+from tests.runner import Tandem
 from workers.usecases.couple import create_and_couple
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 COUNT_KEYS = set(Counts().as_dict())
 RECORD_KEYS = {"system", "key", "outcome", "reason", "error_kind", "changes", "conflicts"}
-
-
-class Tandem:
-    """Runs `tandem --config FILE ...` against one world."""
-
-    def __init__(self, world: World, home: Path, config: Path) -> None:
-        self.world = world
-        self.config = config
-        self.env: dict[str, str | None] = {
-            "TANDEM_DATABASE_URL": world.urls["store"],
-            "TANDEM_HOME": str(home),
-            "TANDEM_CONFIG": None,
-            "TANDEM_BUS_URL": None,
-            "TANDEM_BROKER_URL": None,
-        }
-
-    def __call__(self, *args: str, config: Path | None = None, input: str | None = None) -> Result:
-        arguments = ["--config", str(config or self.config), *args]
-        return CliRunner().invoke(cli, arguments, env=self.env, input=input, catch_exceptions=False)
-
-    def json(self, *args: str, code: int = 0) -> Any:
-        result = self(*args, "--json")
-        assert result.exit_code == code, result.output
-        return json.loads(result.stdout)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def urls(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    with databases(backend, tmp_path) as found:
-        yield found
 
 
 @pytest.fixture
@@ -67,11 +28,6 @@ def world(urls: dict[str, str]) -> Iterator[World]:
         yield made
     finally:
         made.close()
-
-
-@pytest.fixture
-def tandem(world: World, tmp_path: Path) -> Tandem:
-    return Tandem(world, tmp_path / "home", world.write_config(tmp_path / "mappings.yaml"))
 
 
 def a_little_of_everything(world: World) -> dict[str, str]:

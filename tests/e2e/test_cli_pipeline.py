@@ -16,52 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
-from adapters.store.inbox import Inbox
-from cli.main import cli
 from tests import services
-from tests.factories import World, build_world, databases
+from tests.factories import BACKENDS, World, build_world, databases
 from tests.pipeline import TANDEM, pipeline
-
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-class Tandem:
-    """Runs `tandem --config FILE ...` against one world, with the embedded inbox as the bus."""
-
-    def __init__(self, world: World, home: Path, config: Path) -> None:
-        self.world = world
-        self.config = config
-        self.env: dict[str, str | None] = {
-            "TANDEM_DATABASE_URL": world.urls["store"],
-            "TANDEM_HOME": str(home),
-            "TANDEM_CONFIG": None,
-            "TANDEM_BUS_URL": None,
-            "TANDEM_BROKER_URL": None,
-        }
-
-    def __call__(
-        self, *args: str, config: Path | None = None, input: str | None = None, **env: str
-    ) -> Result:
-        arguments = ["--config", str(config or self.config), *args]
-        return CliRunner().invoke(
-            cli, arguments, input=input, env={**self.env, **env}, catch_exceptions=False
-        )
-
-    def json(self, *args: str, code: int = 0, input: str | None = None) -> Any:
-        result = self(*args, "--json", input=input)
-        assert result.exit_code == code, result.output
-        return json.loads(result.stdout)
-
-    def json_env(self, args: tuple[str, ...], code: int = 0, **env: Any) -> Any:
-        result = self(*args, "--json", **env)
-        assert result.exit_code == code, result.output
-        return json.loads(result.stdout)
-
-    @property
-    def inbox(self) -> Inbox:
-        return Inbox(self.world.rt.store.engine)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -72,11 +30,6 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
             yield made
         finally:
             made.close()
-
-
-@pytest.fixture
-def tandem(world: World, tmp_path: Path) -> Tandem:
-    return Tandem(world, tmp_path / "home", world.write_config(tmp_path / "mappings.yaml"))
 
 
 def line(**fields: Any) -> str:
@@ -251,8 +204,13 @@ def test_publish_to_the_bus_uses_the_topic_exchange_and_routing_key(tandem):
         exchange(channel).declare()
         bound.declare()
         try:
-            data = tandem.json_env(
-                ("publish", "erp", "customer", "C1", "--op", "delete"),
+            data = tandem.json(
+                "publish",
+                "erp",
+                "customer",
+                "C1",
+                "--op",
+                "delete",
                 TANDEM_BUS_URL=services.RABBITMQ,
                 TANDEM_NAMESPACE=namespace,
             )

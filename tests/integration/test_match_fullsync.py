@@ -7,7 +7,7 @@ On real databases: the store and both systems on SQLite, then on PostgreSQL; eve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from domain.jobs import Counts
 from domain.plan import Change, Outcome, RecordPlan
 from domain.planner import Request
 from tests import services
-from tests.factories import World, build_world, databases, later
+from tests.factories import MakeWorld, World, later
 from workers.usecases import fix, fullsync
 from workers.usecases.apply import EventJobs, apply_changes
 from workers.usecases.couple import couple, create_and_couple
@@ -31,35 +31,6 @@ from workers.usecases.deleted import find_deleted
 from workers.usecases.match import MatchReport, match
 from workers.usecases.sync import SyncReport, sync
 from workers.usecases.verify import verify
-
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-MakeWorld = Callable[..., World]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def urls(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    with databases(backend, tmp_path) as found:
-        yield found
-
-
-@pytest.fixture
-def make_world(urls: dict[str, str]) -> Iterator[MakeWorld]:
-    """Builds worlds on the test's databases (tables are created once; later worlds reuse them)."""
-    made: list[World] = []
-
-    def make(**options: Any) -> World:
-        world = build_world(urls, create=not made, **options)
-        made.append(world)
-        return world
-
-    yield make
-    for world in reversed(made):
-        world.close()
 
 
 @pytest.fixture

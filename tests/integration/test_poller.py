@@ -19,9 +19,8 @@ from adapters.store.inbox import Inbox, InboxRow
 from config.mappings import Configuration, load_text
 from producers.api import InboxBus, Publisher
 from producers.poller import Poller, Target, targets
-from tests.factories import World, build_world, databases, later, now
+from tests.factories import BACKENDS, World, build_world, databases, later, now
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 OVERLAP = dt.timedelta(seconds=5)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,41 +21,12 @@ from domain.coupling import CouplingStatus
 from domain.jobs import Counts
 from domain.plan import Outcome
 from domain.planner import Request
-from tests.factories import World, build_world, databases, later
+from tests.factories import MakeWorld, World, build_world, databases, later
 from workers.usecases import fix
 from workers.usecases.couple import CouplingRefused, couple, create_and_couple
 from workers.usecases.sync import SyncReport, recommend_for, sync
 from workers.usecases.uncouple import uncouple
 from workers.usecases.verify import verify
-
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-MakeWorld = Callable[..., World]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def urls(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    with databases(backend, tmp_path) as found:
-        yield found
-
-
-@pytest.fixture
-def make_world(urls: dict[str, str]) -> Iterator[MakeWorld]:
-    """Builds worlds on the test's databases (tables are created once; later worlds reuse them)."""
-    made: list[World] = []
-
-    def make(**options: Any) -> World:
-        world = build_world(urls, create=not made, **options)
-        made.append(world)
-        return world
-
-    yield make
-    for world in reversed(made):
-        world.close()
 
 
 @pytest.fixture
