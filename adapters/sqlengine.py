@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine, make_url
+
+WAL_WAIT_S = 30.0  # as long as the busy timeout
 
 
 def make_engine(url: str, **options: Any) -> Engine:
@@ -23,11 +27,30 @@ def _sqlite_setup(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.create_function("tandem_lower", 1, _lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        _wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+
+
+def _wal(cursor: Any) -> None:
+    """Puts the database file in WAL mode (it stays so), waiting while another connection holds it.
+
+    The switch fails at once with "database is locked", without the busy timeout, when a new file is
+    being switched or migrated by another connection, as when several processes start together.
+    """
+    deadline = time.monotonic() + WAL_WAIT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] in ("wal", "memory"):
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _lower(value: object) -> object:

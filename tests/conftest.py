@@ -101,6 +101,12 @@ def make_world(urls: dict[str, str]) -> Iterator[MakeWorld]:
 
 
 @pytest.fixture
+def world(make_world: MakeWorld) -> World:
+    """The default world (a test module that needs other options defines its own `world`)."""
+    return make_world()
+
+
+@pytest.fixture
 def tandem(world: World, tmp_path: Path) -> Tandem:
     """The command against the test's `world` (each test module says which world that is)."""
     return Tandem(world, tmp_path / "home", world.write_config(tmp_path / "mappings.yaml"))

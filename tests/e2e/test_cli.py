@@ -17,22 +17,12 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from domain.jobs import Counts
-from tests.factories import World, build_world, databases, mapping_yaml
+from tests.factories import World, databases, mapping_yaml
 from tests.runner import Tandem
 from workers.usecases.couple import create_and_couple
 from workers.usecases.sync import sync
 
 COUNT_KEYS = set(Counts().as_dict())
-
-
-@pytest.fixture
-def world(backend: str, tmp_path: Path) -> Iterator[World]:
-    with databases(backend, tmp_path) as urls:
-        made = build_world(urls)
-        try:
-            yield made
-        finally:
-            made.close()
 
 
 def pair(world: World, no: str = "C1", **values: Any) -> str:

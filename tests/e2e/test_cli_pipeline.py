@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from tests import services
-from tests.factories import BACKENDS, World, build_world, databases
 from tests.pipeline import TANDEM, pipeline
-
-
-@pytest.fixture(params=BACKENDS)
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    with databases(str(request.param), tmp_path) as urls:
-        made = build_world(urls)
-        try:
-            yield made
-        finally:
-            made.close()
 
 
 def line(**fields: Any) -> str:

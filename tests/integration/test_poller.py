@@ -8,30 +8,17 @@ rows. Moments are the systems' own modified-at stamps (naive UTC), set explicitl
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from adapters.store.inbox import Inbox, InboxRow
 from config.mappings import Configuration, load_text
 from producers.api import InboxBus, Publisher
 from producers.poller import Poller, Target, targets
-from tests.factories import BACKENDS, World, build_world, databases, later, now
+from tests.factories import World, later, now
 
 OVERLAP = dt.timedelta(seconds=5)
-
-
-@pytest.fixture(params=BACKENDS)
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    with databases(str(request.param), tmp_path) as urls:
-        made = build_world(urls)
-        try:
-            yield made
-        finally:
-            made.close()
 
 
 def poller_for(

@@ -6,28 +6,16 @@ No timing is asserted (machines differ); the counts are. The rates are printed f
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from domain.jobs import Counts
-from tests.factories import World, build_world, databases, later
+from tests.factories import World, later
 from workers.usecases.couple import create_and_couple
 from workers.usecases.sync import sync
 from workers.usecases.verify import verify
 
 N = 10_000
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    with databases(str(request.param), tmp_path) as urls:
-        made = build_world(urls)
-        try:
-            yield made
-        finally:
-            made.close()
 
 
 def report(backend: str, what: str, rows: int, seconds: float) -> None:

@@ -29,11 +29,6 @@ from workers.usecases.uncouple import uncouple
 from workers.usecases.verify import verify
 
 
-@pytest.fixture
-def world(make_world: MakeWorld) -> World:
-    return make_world()
-
-
 def pair(w: World, no: str = "C1", **values: Any) -> str:
     """An ERP customer created in the CRM and coupled; returns the account's key."""
     w.insert_customer(no, **{"phone": "+45 1111", "city": "Aarhus", "credit": 5000, **values})
