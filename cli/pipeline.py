@@ -186,6 +186,9 @@ def events_replay(app: App, ids: tuple[int, ...], everything: bool) -> None:
         raise BadUsage("give the ids of parked events (see `tandem events invalid`), or --all")
     inbox = _inbox(app)
     rows = inbox.invalid("parked", None if everything else list(ids))
+    unknown = sorted(set(ids) - {row.id for row in rows})
+    if unknown:  # as for dismiss: a mistyped (or replayed already) id must not read as done
+        raise Failure(f"no parked event with id {', '.join(map(str, unknown))}; nothing was replayed")
     configuration = app.configuration()
     ok, still = 0, 0
     for row in rows:

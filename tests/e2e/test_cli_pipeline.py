@@ -349,6 +349,11 @@ def test_events_replay_accepts_parked_events_once_the_mapping_file_knows_their_s
     again = tandem("events", "replay", "--all")  # nothing parked any more: nothing to do
     assert again.exit_code == 0 and "0 replayed, 0 still invalid" in again.stdout
     assert len(tandem.inbox.rows()) == 2
+    # an id that is no longer parked (replayed above) or never was: refused, nothing replayed
+    twice = tandem("events", "replay", str(ids[0]), "999999")
+    assert twice.exit_code == 1
+    assert f"no parked event with id {ids[0]}, 999999; nothing was replayed" in twice.output
+    assert len(tandem.inbox.rows()) == 2
 
 
 def test_a_replayed_event_is_deduplicated_by_its_id(tandem, world, tmp_path):
