@@ -146,6 +146,8 @@ def mappings_check(app: App, path: Path | None, offline: bool) -> None:
                 connector.close()
     where = "the file is valid" if offline else "the file and the systems' tables are valid"
     console.print(f"{configuration.source}: {len(configuration.mappings)} mappings, {where}")
+    for problem in configuration.webhook_problems:
+        console.print(f"warning: {problem.describe(configuration.source)} (`tandem webhook` needs it)")
 
 
 @click.command("verify", help="Compare every mapped field of every coupled pair (of each MAPPING, or all).")

@@ -16,6 +16,7 @@ from adapters.store.inbox import Inbox
 from adapters.store.store import Store
 from cli.app import App, BadUsage, Failure, Unavailable, handled, pass_app
 from cli.output import console, json_option, print_json, table
+from config.errors import ConfigError
 from producers.api import InboxBus
 from producers.connect import publisher_for
 from workers.deadletters import dead_letters, replay
@@ -391,6 +392,8 @@ def webhook_command(app: App, host: str, port: int) -> None:
     from producers.webhook import KeyResolver, create_app
 
     configuration = app.configuration()
+    if configuration.webhook_problems:
+        raise ConfigError(configuration.source, configuration.webhook_problems)
     if not configuration.webhooks:
         raise BadUsage(f"{configuration.source} has no `webhooks:` section: nothing would be received")
     publisher = publisher_for(app.settings, configuration, app.store_url, "webhook")

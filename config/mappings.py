@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +58,9 @@ class Configuration:
     mappings: MappingSet
     document: Document = field(repr=False)
     webhooks: Mapping[str, Webhook] = field(default_factory=dict)
+    # webhook sources whose secret names an unset variable: only `tandem webhook` needs them, so only
+    # it refuses to start; every other command works with the file
+    webhook_problems: Sequence[Problem] = ()
 
     def line(self, *path: str | int) -> int | None:
         return self.document.line(path)
@@ -94,7 +97,7 @@ def load_text(
     if builder.problems:
         raise ConfigError(source, builder.problems)
     systems, mappings = result
-    return Configuration(source, systems, mappings, document, builder.webhooks)
+    return Configuration(source, systems, mappings, document, builder.webhooks, builder.unresolved)
 
 
 def _problems(exc: ValidationError, document: Document, prefix: Loc = ()) -> list[Problem]:
@@ -129,6 +132,7 @@ class _Builder:
         self.environ = environ
         self.problems: list[Problem] = []
         self.webhooks: dict[str, Webhook] = {}
+        self.unresolved: list[Problem] = []
 
     def fail(self, message: str, *path: str | int) -> None:
         self.problems.append(Problem(message, path, self.document.line(path)))
@@ -160,7 +164,8 @@ class _Builder:
             try:
                 self.webhooks[name] = build_webhook(name, hook, lambda text: expand(text, self.environ))
             except KeyError as exc:
-                self.fail(str(exc.args[0]), "webhooks", name)
+                path = ("webhooks", name)
+                self.unresolved.append(Problem(str(exc.args[0]), path, self.document.line(path)))
         return systems, MappingSet(mappings)
 
     def mapping(

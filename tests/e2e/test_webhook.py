@@ -34,6 +34,7 @@ from producers.api import InboxBus, Publisher
 from producers.webhook import KeyResolver, create_app
 from tests.factories import World, build_world, databases
 from tests.pipeline import TANDEM, wait_for
+from tests.runner import Tandem
 
 with warnings.catch_warnings():
     # starlette 1.x prefers httpx2 for its TestClient; httpx is what this project installs
@@ -748,3 +749,21 @@ def test_the_tandem_webhook_command_refuses_a_file_without_webhooks(world, tmp_p
     )
     assert result.returncode == 2
     assert "has no `webhooks:` section" in result.stderr
+
+
+def test_an_unset_webhook_secret_stops_only_the_tandem_webhook_command(world, tmp_path, monkeypatch):
+    for name in SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "hooks.yaml"
+    config.write_text(world.text + WEBHOOKS, encoding="utf-8")
+    tandem = Tandem(world, tmp_path / "home", config)
+
+    checked = tandem("mappings", "check", "--offline")
+    assert checked.exit_code == 0, checked.output
+    assert "warning:" in checked.stdout and "environment variable HOOK_SECRET is not set" in checked.stdout
+    assert tandem.json("couplings", "CUSTOMER") == []  # the rest of the file serves every other command
+
+    refused = tandem("webhook", "--port", str(_free_port()))
+    assert refused.exit_code == 2
+    assert "environment variable HOOK_SECRET is not set" in refused.output
+    assert "hooks.yaml" in refused.output and "webhooks" in refused.output
