@@ -10,6 +10,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from adapters.connectors.base import RecordRejected
 from adapters.connectors.sql import SqlConnector
 from domain.filters import Condition, Filter, Op
+from domain.values import Value
 
 TABLE = sa.Table(
     "customer",
@@ -56,12 +57,24 @@ def test_no_filter_value_ever_appears_in_the_sql_text(found, dialect):
         return
     compiled = sa.select(TABLE).where(expression).compile(dialect=DIALECTS[dialect])
     text = str(compiled)
+    # the values leave no trace in the text: plain stand-ins of the same types give the same statement
+    # (a search for each value in the text would also find "loc" in "blocked")
+    plain = connector(dialect).compile(TABLE, Filter(tuple(_plain(c) for c in found)))
+    assert text == str(sa.select(TABLE).where(plain).compile(dialect=DIALECTS[dialect]))
     values = [v for c in found for v in (c.value if isinstance(c.value, tuple) else (c.value,))]
-    for value in values:
-        if isinstance(value, str):
-            assert value not in text, f"{value!r} reached the SQL text: {text}"
     bound: set[str] = set()
     for param in compiled.params.values():
         bound.update(map(str, param if isinstance(param, list) else [param]))
     for value in values:
         assert str(value) in bound, f"{value!r} is not among the bound parameters {bound}"
+
+
+def _plain(condition: Condition) -> Condition:
+    """The condition with each value replaced by an innocuous one of its type."""
+
+    def stand_in(value: Value) -> Value:
+        return "plain" if isinstance(value, str) else 0
+
+    value = condition.value
+    plain = tuple(stand_in(v) for v in value) if isinstance(value, tuple) else stand_in(value)
+    return Condition(condition.field, condition.op, plain)
