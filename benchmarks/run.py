@@ -29,7 +29,7 @@ from adapters.bus import KombuBus, Topology
 from adapters.demo.schemas import crm as CRM
 from adapters.demo.schemas import erp as ERP
 from adapters.events import change
-from adapters.store.inbox import Inbox
+from adapters.store.inbox import Inbox, InboxRow
 from benchmarks.baselines import COUNTER, broker_for, declare
 from benchmarks.harness import (
     RABBITMQ,
@@ -317,6 +317,8 @@ def run(plan: Plan, use_redis: bool) -> dict[str, Any]:
                 "mean": statistics.fmean(lags) if lags else None,
                 "events": len(lags),
             }
+            # where the time goes: bus → router → inbox, inbox → dispatched, dispatched → applied
+            results["latency_stages_p50_ms"] = _stages(rows)
             results["worker_memory_mb_after_latency"] = [round(rss_mb(p), 1) for p in workers]
             results["worker_peak_memory_mb"] = [round(peak_rss_mb(p), 1) for p in workers]
         finally:
@@ -331,6 +333,17 @@ def run(plan: Plan, use_redis: bool) -> dict[str, Any]:
         "e/raw": results["fullsync_rows_s"] / results["raw_copy_rows_s"],
     }
     return results
+
+
+def _stages(rows: list[InboxRow]) -> dict[str, float | None]:
+    """The median time of each stage of an event: received by the router, enqueued, applied."""
+    stages: dict[str, list[float]] = {"received": [], "enqueued": [], "applied": []}
+    for r in rows:
+        marks = (r.published_at, r.received_at, r.enqueued_at, r.applied_at)
+        for stage, start, end in zip(stages, marks, marks[1:], strict=False):
+            if start is not None and end is not None:
+                stages[stage].append((end - start).total_seconds() * 1000)
+    return {stage: _percentile(sorted(lags), 50) for stage, lags in stages.items()}
 
 
 def _percentile(values: list[float], p: float) -> float | None:
@@ -359,6 +372,10 @@ def show(results: dict[str, Any]) -> None:
             f"{r['tandem_failed']} failed)",
         ),
         (steady, f"p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms, p99 {latency['p99']:.1f} ms"),
+        (
+            "    p50 of each stage",
+            ", ".join(f"{k} {v or 0:.1f} ms" for k, v in r.get("latency_stages_p50_ms", {}).items()),
+        ),
         (
             "(e) full sync N↔N",
             f"{r['fullsync_rows_s']:,.0f} rows/s (raw batched copy {r['raw_copy_rows_s']:,.0f})",

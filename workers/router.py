@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kombu.mixins import ConsumerMixin
@@ -19,7 +19,8 @@ from domain.mapping import MappingSet
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 500  # events
-FLUSH_AFTER_S = 0.02  # the longest a message waits in the buffer
+FLUSH_AFTER_S = 0.02  # the longest a message waits in the buffer while more keep coming
+QUIET_S = 0.002  # no message for this long: what is buffered goes to the inbox now
 
 
 class Router(ConsumerMixin):  # type: ignore[misc]
@@ -66,8 +67,30 @@ class Router(ConsumerMixin):  # type: ignore[misc]
             self.flush()
 
     def serve(self) -> None:
-        """Consumes until `should_stop`; wakes every FLUSH_AFTER_S, so no message waits longer than that."""
-        self.run(safety_interval=FLUSH_AFTER_S)
+        """Consumes until `should_stop` (checked every FLUSH_AFTER_S), reconnecting as kombu does."""
+        self.run()
+
+    def consume(self, limit: int | None = None, **kwargs: Any) -> Iterator[None]:
+        """kombu's consume loop (run() calls it), but a buffer is flushed as soon as the bus goes quiet.
+
+        A burst is gathered into one inbox write; a lone event waits QUIET_S, not FLUSH_AFTER_S.
+        """
+        with self.consumer_context(**kwargs) as (connection, _channel, _consumers):
+            while not self.should_stop:
+                wait = QUIET_S if self.buffer else FLUSH_AFTER_S
+                try:
+                    connection.drain_events(timeout=wait)
+                except TimeoutError:  # socket.timeout: nothing came
+                    connection.heartbeat_check()
+                    if self.buffer:
+                        self.flush()
+                    continue
+                except OSError:
+                    if self.should_stop:
+                        break
+                    raise
+                self.on_iteration()
+                yield
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         """kombu would ack and drop an undecodable message; it is parked with the reason instead."""
