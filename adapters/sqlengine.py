@@ -26,12 +26,32 @@ def make_engine(url: str, **options: Any) -> Engine:
     return engine
 
 
+def make_engines(url: str) -> tuple[Engine, Engine]:
+    """An engine for writes and an autocommit one for reads (no BEGIN and ROLLBACK round trips).
+
+    A lost connection seen by either renews the other's pool too: after a database restart the
+    second engine's pooled connections are as dead as the first's.
+    """
+    engine, reader = make_engine(url), make_engine(url, isolation_level="AUTOCOMMIT")
+    for one, other in ((engine, reader), (reader, engine)):
+        sa.event.listen(one, "handle_error", _renewing(other))
+    return engine, reader
+
+
+def _renewing(other: Engine) -> Any:
+    def on_error(context: sa.engine.ExceptionContext) -> None:
+        if context.is_disconnect:
+            other.dispose(close=False)  # a new pool; connections in use are left to finish
+
+    return on_error
+
+
 def _ping_when_idle(engine: Engine) -> None:
     """Pings a pooled connection before use only when it sat idle for IDLE_PING_S (pool_pre_ping pings
     every checkout: a round trip per transaction, a tenth of a busy worker's time).
 
     One that was busy a moment ago and died since fails its statement instead; SQLAlchemy then renews
-    the whole pool, and the worker retries the batch.
+    the whole pool (and make_engines the sibling's), and the worker retries the batch.
     """
 
     def checked_in(_dbapi_connection: Any, record: Any) -> None:

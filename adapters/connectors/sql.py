@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from adapters.connectors.base import RecordRejected, SystemUnavailable, UnknownTable
 from adapters.connectors.sqltypes import coerce, coerce_key, new_version
-from adapters.sqlengine import make_engine, one_of
+from adapters.sqlengine import make_engines, one_of
 from domain.filters import Condition, Filter, Op
 from domain.mapping import NewKeys, TableSide
 from domain.values import Record, Value, as_key, canonical
@@ -30,9 +30,7 @@ class SqlConnector:
     def __init__(self, name: str, url: str, schema: str | None = None, engine: Engine | None = None) -> None:
         self.name = name
         self.schema = schema
-        self.engine = engine or make_engine(url)
-        # reads need no transaction: autocommit saves the BEGIN and ROLLBACK round trips of each one
-        self.reader = make_engine(url, isolation_level="AUTOCOMMIT") if engine is None else self.engine
+        self.engine, self.reader = (engine, engine) if engine is not None else make_engines(url)
         self._tables: dict[str, sa.Table] = {}
         self._lock = threading.Lock()
 

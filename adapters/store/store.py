@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 
-from adapters.sqlengine import make_engine, one_of
+from adapters.sqlengine import make_engines, one_of
 from adapters.store import migrate
 from adapters.store.bulk import insert_rows
 from adapters.store.locks import AdvisoryLocks, FileLocks, Locks
@@ -139,9 +139,7 @@ class Store:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = engine or make_engine(url)
-        # reads need no transaction: autocommit saves the BEGIN and ROLLBACK round trips of each one
-        self.reader = make_engine(url, isolation_level="AUTOCOMMIT") if engine is None else self.engine
+        self.engine, self.reader = (engine, engine) if engine is not None else make_engines(url)
         self.statistics = Statistics(self.reader)
         self.locks: Locks
         if self.engine.dialect.name == "postgresql":
