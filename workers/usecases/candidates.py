@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from adapters.runtime import Runtime
 from domain.errors import DomainError
 from domain.lookups import Lookups
-from domain.mapping import TableMapping
+from domain.mapping import FieldMapping, TableMapping
 from domain.matching import MatchResult, choose, fold, match_groups, wanted
 from domain.values import Record, Value
 
@@ -29,14 +29,20 @@ def find_matches(
     """
     target = mapping.other(system)
     side = mapping.side(target)
+    priority = match_groups(mapping)
     groups: list[dict[str, set[Value]]] = []
     folded: set[str] = set()
-    for record in records.values():
-        for index, group in enumerate(match_groups(mapping)):
+    wants: dict[str, list[dict[str, Value] | None]] = {}  # per record, what each group asks of a match
+    broken: set[str] = set()  # a group's values cannot be worked out: the planner reports the error
+    for key, record in records.items():
+        wants[key] = []
+        for index, group in enumerate(priority):
             try:
                 values = wanted(mapping, group, system, record, lookups)
             except DomainError:
-                continue  # the planner reports the same error for this record
+                broken.add(key)
+                values = None
+            wants[key].append(values)
             if values is None:
                 continue
             while len(groups) <= index:
@@ -56,10 +62,13 @@ def find_matches(
     coupled = set(rt.store.couplings(mapping, target, [str(c[side.key]) for c in candidates]))
     claimed: set[str] = set()
     found: dict[str, MatchResult] = {}
-    by_group = _index(mapping, system, candidates)
+    shared = [[f for f in group if system in f.columns and target in f.columns] for group in priority]
+    by_group = _index(target, shared, candidates)
     for key, record in records.items():
+        if key in broken:
+            continue
+        near = _near(target, shared, wants[key], candidates, by_group)
         try:
-            near = _near(mapping, system, record, lookups, candidates, by_group)
             match = choose(mapping, system, record, near, coupled | claimed, lookups)
         except DomainError:
             continue
@@ -72,16 +81,15 @@ def find_matches(
 Index = list[dict[tuple[Value, ...], list[int]]]
 
 
-def _index(mapping: TableMapping, system: str, candidates: list[Record]) -> Index:
+def _index(target: str, shared: list[list[FieldMapping]], candidates: list[Record]) -> Index:
     """Per priority group, the candidates' positions by their values of the group, folded as choose() does.
 
     choose() compares a record with every candidate it is given; giving it only the candidates that agree
-    with the record in some group keeps a batch linear instead of records × candidates.
+    with the record in some group keeps a batch linear instead of records × candidates. `shared` holds
+    each group's fields that both sides map.
     """
-    target = mapping.other(system)
     index: Index = []
-    for group in match_groups(mapping):
-        fields = [f for f in group if system in f.columns and target in f.columns]
+    for fields in shared:
         positions: dict[tuple[Value, ...], list[int]] = defaultdict(list)
         for position, candidate in enumerate(candidates):
             positions[tuple(fold(f, candidate.get(f.columns[target])) for f in fields)].append(position)
@@ -90,21 +98,17 @@ def _index(mapping: TableMapping, system: str, candidates: list[Record]) -> Inde
 
 
 def _near(
-    mapping: TableMapping,
-    system: str,
-    record: Record,
-    lookups: Lookups,
+    target: str,
+    shared: list[list[FieldMapping]],
+    wants: list[dict[str, Value] | None],
     candidates: list[Record],
     index: Index,
 ) -> list[Record]:
-    """The candidates that agree with the record in at least one group, in their original order."""
-    target = mapping.other(system)
+    """The candidates that agree with the record's wanted values in at least one group, in their order."""
     near: set[int] = set()
-    for group, positions in zip(match_groups(mapping), index, strict=True):
-        values = wanted(mapping, group, system, record, lookups)
+    for fields, values, positions in zip(shared, wants, index, strict=True):
         if values is None:
             continue
-        fields = [f for f in group if system in f.columns and target in f.columns]
         near.update(positions.get(tuple(fold(f, values[f.columns[target]]) for f in fields), ()))
     return [candidates[i] for i in sorted(near)]
 
