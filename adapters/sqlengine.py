@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,7 +38,7 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
     return engine, reader
 
 
-def _renewing(other: Engine) -> Any:
+def _renewing(other: Engine) -> Callable[[sa.engine.ExceptionContext], None]:
     def on_error(context: sa.engine.ExceptionContext) -> None:
         if context.is_disconnect:
             other.dispose(close=False)  # a new pool; connections in use are left to finish

@@ -134,8 +134,11 @@ class _Builder:
         self.webhooks: dict[str, Webhook] = {}
         self.unresolved: list[Problem] = []
 
+    def problem(self, message: str, *path: str | int) -> Problem:
+        return Problem(message, path, self.document.line(path))
+
     def fail(self, message: str, *path: str | int) -> None:
-        self.problems.append(Problem(message, path, self.document.line(path)))
+        self.problems.append(self.problem(message, *path))
 
     def build(self) -> tuple[dict[str, SystemConfig], MappingSet]:
         systems = {}
@@ -164,8 +167,7 @@ class _Builder:
             try:
                 self.webhooks[name] = build_webhook(name, hook, lambda text: expand(text, self.environ))
             except KeyError as exc:
-                path = ("webhooks", name)
-                self.unresolved.append(Problem(str(exc.args[0]), path, self.document.line(path)))
+                self.unresolved.append(self.problem(str(exc.args[0]), "webhooks", name))
         return systems, MappingSet(mappings)
 
     def mapping(
